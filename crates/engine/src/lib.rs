@@ -1,0 +1,1 @@
+//! Berth engine (placeholder; being written).

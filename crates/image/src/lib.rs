@@ -1,0 +1,1 @@
+//! Berth image store (placeholder; being written).

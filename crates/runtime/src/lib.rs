@@ -1,0 +1,1 @@
+//! Berth runtime (placeholder; being written).
