@@ -77,8 +77,14 @@ mod tests {
         dec.push(&bytes[..5]);
         assert!(dec.next_frame().is_none());
         dec.push(&bytes[5..]);
-        assert_eq!(dec.next_frame(), Some((StreamKind::Stdout, b"hello\n".to_vec())));
-        assert_eq!(dec.next_frame(), Some((StreamKind::Stderr, b"oops".to_vec())));
+        assert_eq!(
+            dec.next_frame(),
+            Some((StreamKind::Stdout, b"hello\n".to_vec()))
+        );
+        assert_eq!(
+            dec.next_frame(),
+            Some((StreamKind::Stderr, b"oops".to_vec()))
+        );
         assert_eq!(dec.next_frame(), None);
     }
 }

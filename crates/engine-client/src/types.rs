@@ -255,6 +255,14 @@ pub struct ExecCreate {
     pub user: Option<String>,
 }
 
+/// Body of `POST /exec/{id}/start`: `{"Detach": true}` starts the process without streaming its
+/// output back (`berth exec -d`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStart {
+    pub detach: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IdResponse {
