@@ -1,4 +1,38 @@
-//! Berth engine (being written).
+//! Berth engine: the daemon that plays Docker Engine's role on one host.
+//!
+//! Layout:
+//! - [`daemon`]: `berth engine` — binds the unix socket and serves [`api`].
+//! - [`api`]: HTTP routes (docs/engine-api.md) -> engine calls; errors -> statuses.
+//! - [`engine`]: the container table and lifecycle (create, start, stop, kill, remove, wait),
+//!   exit handling with restart policies, live restore. [`prepare`] turns a request and its
+//!   image into a record and a record into an OCI spec; [`rootfs`] mounts the overlay.
+//! - [`monitor`]: the per-container monitor process (`berth __monitor`): runs the container
+//!   through berth-runtime, holds stdio, writes [`logfile`]s, records the exit.
+//! - [`exec_helper`]: the exec helper process (`berth __exec`); [`exec`] drives it.
+//! - [`health`], [`logs`], [`listing`], [`system`], [`volumes`], [`events`]: one feature each.
+//!
+//! Process model: the daemon is async (tokio) and never forks containers itself; youki's
+//! libcontainer runs only in the single-threaded monitor and exec helper processes.
+
+pub mod api;
+pub mod daemon;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod exec_helper;
+pub mod health;
+pub mod listing;
+pub mod logfile;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod paths;
+pub mod prepare;
+pub mod record;
+pub mod rootfs;
+pub mod system;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -13,5 +47,5 @@ pub struct DaemonOptions {
 
 /// Runs the engine daemon until SIGINT/SIGTERM.
 pub async fn run_daemon(opts: DaemonOptions) -> anyhow::Result<()> {
-    anyhow::bail!("engine not built yet: {opts:?}")
+    daemon::run(opts).await
 }

@@ -13,5 +13,6 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
+pub mod netns;
 pub mod seccomp;
 pub mod spec;

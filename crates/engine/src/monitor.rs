@@ -1,0 +1,350 @@
+//! The per-container monitor (`berth __monitor DIR`): a small single-threaded process that
+//! creates and starts the container through the runtime, holds its stdout/stderr pipes, writes
+//! them to the json-file log, reaps the container, reads the OOM counter and records the exit in
+//! `state.json`. It detaches from the engine (double fork + setsid), so containers keep running
+//! while the engine restarts; the engine finds the monitor again by its pid.
+//!
+//! Protocol with the engine: the engine writes `monitor.json` and the OCI bundle, spawns the
+//! monitor with a pipe on stdout, and reads one JSON line ([`Ready`]) from it. The monitor
+//! rewrites `state.json` atomically on start and on exit; the engine learns of the exit when
+//! the monitor process ends (pidfd).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_runtime::cgroups::Cgroup;
+use berth_runtime::container::{Runtime, Stdio};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, setsid, ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::logfile::{now_rfc3339_nanos, LineSplitter, LogWriter};
+use crate::paths::write_atomic;
+
+pub const CONFIG_FILE: &str = "monitor.json";
+pub const STATE_FILE: &str = "state.json";
+
+/// What the engine tells the monitor (`monitor.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub id: String,
+    /// Directory holding the OCI `config.json`.
+    pub bundle: PathBuf,
+    /// libcontainer's state root.
+    pub state_root: PathBuf,
+    pub log_path: PathBuf,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    pub init: bool,
+    pub cgroup_path: String,
+}
+
+/// What the monitor records (`state.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MonitorState {
+    pub monitor_pid: i32,
+    pub pid: i32,
+    /// `running` or `exited`.
+    pub status: String,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// First line the monitor writes to its stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub monitor_pid: i32,
+    pub pid: i32,
+    pub error: Option<String>,
+}
+
+impl MonitorState {
+    pub fn load(dir: &Path) -> Option<Self> {
+        let bytes = std::fs::read(dir.join(STATE_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn save(&self, dir: &Path) {
+        if let Ok(bytes) = serde_json::to_vec_pretty(self) {
+            let _ = write_atomic(&dir.join(STATE_FILE), &bytes);
+        }
+    }
+}
+
+/// Entry point of `berth __monitor DIR`. Returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    let config: MonitorConfig = match std::fs::read(dir.join(CONFIG_FILE))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report_ready(&Ready {
+                monitor_pid: 0,
+                pid: 0,
+                error: Some(format!("monitor: bad {CONFIG_FILE}: {e}")),
+            });
+            return 1;
+        }
+    };
+    // Detach: the engine reaps the intermediate process at once, the monitor lives on in its
+    // own session so signals to the engine's process group do not reach it.
+    // SAFETY: the monitor is single-threaded at this point.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            report_ready(&Ready {
+                monitor_pid: 0,
+                pid: 0,
+                error: Some(format!("monitor: fork: {e}")),
+            });
+            return 1;
+        }
+    }
+    let _ = setsid();
+    // SAFETY: ignoring SIGPIPE (engine gone) and SIGINT/SIGTERM/SIGHUP (the engine's session).
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+    run(dir, &config);
+    0
+}
+
+fn report_ready(ready: &Ready) {
+    if let Ok(mut line) = serde_json::to_vec(ready) {
+        line.push(b'\n');
+        let mut out = std::io::stdout();
+        let _ = out.write_all(&line);
+        let _ = out.flush();
+    }
+}
+
+/// Closes our stdout so the engine's read of the ready line sees EOF.
+fn close_ready_channel() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: replacing fd 1 with /dev/null; `null` stays valid for the call.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+fn run(dir: &Path, config: &MonitorConfig) {
+    let monitor_pid = std::process::id() as i32;
+    let started = (|| -> Result<(i32, OwnedFd, OwnedFd), String> {
+        let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        let stdin: OwnedFd = std::fs::File::open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?
+            .into();
+        let runtime = Runtime::new(&config.state_root);
+        // A stale runtime state from an earlier run of the same container would block create.
+        let _ = runtime.delete(&config.id, true);
+        let pid = runtime
+            .create_and_start(
+                &config.id,
+                &config.bundle,
+                Stdio {
+                    stdin,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+                config.init,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok((pid, out_r, err_r))
+    })();
+    let (pid, out_r, err_r) = match started {
+        Ok(v) => v,
+        Err(error) => {
+            MonitorState {
+                monitor_pid,
+                status: "exited".into(),
+                exit_code: 125,
+                error: error.clone(),
+                finished_at: now_rfc3339_nanos(),
+                ..Default::default()
+            }
+            .save(dir);
+            report_ready(&Ready {
+                monitor_pid,
+                pid: 0,
+                error: Some(error),
+            });
+            return;
+        }
+    };
+    let mut state = MonitorState {
+        monitor_pid,
+        pid,
+        status: "running".into(),
+        started_at: now_rfc3339_nanos(),
+        ..Default::default()
+    };
+    state.save(dir);
+    report_ready(&Ready {
+        monitor_pid,
+        pid,
+        error: None,
+    });
+    close_ready_channel();
+
+    let mut log = LogWriter::open(&config.log_path, config.log_max_size, config.log_max_files).ok();
+    let exit_code = pump(pid, out_r, err_r, &mut log);
+
+    let cgroup = Cgroup::new(&config.cgroup_path);
+    state.oom_killed = cgroup.oom_kills() > 0;
+    let _ = Runtime::new(&config.state_root).delete(&config.id, true);
+    state.status = "exited".into();
+    state.exit_code = exit_code;
+    state.finished_at = now_rfc3339_nanos();
+    state.save(dir);
+}
+
+/// Copies the container's output into the log until it exits; returns its exit code.
+fn pump(pid: i32, out_r: OwnedFd, err_r: OwnedFd, log: &mut Option<LogWriter>) -> i32 {
+    let pidfd = pidfd_open(pid);
+    let mut streams = [
+        (Some(out_r), "stdout", LineSplitter::default()),
+        (Some(err_r), "stderr", LineSplitter::default()),
+    ];
+    let mut exit_code: Option<i32> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut drain_deadline: Option<std::time::Instant> = None;
+    loop {
+        if streams.iter().all(|(fd, _, _)| fd.is_none()) && exit_code.is_some() {
+            break;
+        }
+        if let Some(deadline) = drain_deadline {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        let mut fds: Vec<PollFd> = Vec::new();
+        let mut which: Vec<usize> = Vec::new();
+        for (i, (fd, _, _)) in streams.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        let pid_slot = match (&pidfd, exit_code) {
+            (Some(p), None) => {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        // Without a pidfd (very old kernels) poll with a timeout and check with WNOHANG.
+        let timeout = if pidfd.is_none() || exit_code.is_some() {
+            PollTimeout::from(200u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        for (slot, &i) in which.iter().enumerate() {
+            let ready = revents[slot];
+            if ready.is_empty() {
+                continue;
+            }
+            let (fd_opt, name, splitter) = &mut streams[i];
+            let Some(fd) = fd_opt.as_ref() else { continue };
+            // SAFETY: reading into our own buffer from a pipe fd we own.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                splitter.push(&buf[..n as usize], |line| {
+                    if let Some(l) = log.as_mut() {
+                        let _ = l.write(name, line);
+                    }
+                });
+            } else if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
+                splitter.finish(|line| {
+                    if let Some(l) = log.as_mut() {
+                        let _ = l.write(name, line);
+                    }
+                });
+                *fd_opt = None;
+            }
+        }
+        let child_done = match pid_slot {
+            Some(slot) => !revents[slot].is_empty(),
+            None => exit_code.is_none(),
+        };
+        if child_done && exit_code.is_none() {
+            let flags = if pidfd.is_some() {
+                None
+            } else {
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG)
+            };
+            match waitpid(Pid::from_raw(pid), flags) {
+                Ok(WaitStatus::Exited(_, code)) => exit_code = Some(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => exit_code = Some(128 + sig as i32),
+                Ok(_) => {}
+                Err(_) => exit_code = Some(255),
+            }
+            if exit_code.is_some() {
+                // Everything else in the container's PID namespace is killed with its init;
+                // give the pipes a moment to drain, but never hang on a leaked descriptor.
+                drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+            }
+        }
+    }
+    for (_, name, splitter) in streams.iter_mut() {
+        splitter.finish(|line| {
+            if let Some(l) = log.as_mut() {
+                let _ = l.write(name, line);
+            }
+        });
+    }
+    exit_code.unwrap_or(255)
+}
+
+/// Opens a pidfd for `pid` (Linux >= 5.3).
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        None
+    } else {
+        // SAFETY: the fd was just returned by the kernel and is owned by nobody else.
+        Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+}
+
+/// True if `pid` is alive and is the monitor of the container in `dir`.
+pub fn is_monitor_alive(pid: i32, dir: &Path) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let mut cmdline = Vec::new();
+    if std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .and_then(|mut f| f.read_to_end(&mut cmdline))
+        .is_err()
+    {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&cmdline);
+    text.contains("__monitor") && text.contains(&*dir.to_string_lossy())
+}
