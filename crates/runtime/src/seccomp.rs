@@ -603,21 +603,19 @@ pub fn default_profile(capabilities: &[String]) -> LinuxSeccomp {
         // clone(2) without namespace flags: (flags & CLONE_NAMESPACE_FLAGS) == 0.
         //
         // Runtimes disagree on which of `value`/`valueTwo` is the mask of
-        // SCMP_CMP_MASKED_EQ: runc (and the runtime-spec's libseccomp mapping) treats
-        // `value` as the mask and `valueTwo` as the expected result, youki's libcontainer
-        // 0.7 does the opposite. The rule is emitted in both encodings: each one is correct
-        // under one reading and, under the other reading, becomes `(flags & 0) == mask`,
-        // which never matches, so it cannot widen the allowlist.
-        for (value, value_two) in [(CLONE_NAMESPACE_FLAGS, 0), (0, CLONE_NAMESPACE_FLAGS)] {
-            let mut r = rule(vec!["clone".to_string()], LinuxSeccompAction::ScmpActAllow);
-            r.set_args(Some(vec![arg(
-                0,
-                value,
-                Some(value_two),
-                LinuxSeccompOperator::ScmpCmpMaskedEq,
-            )]));
-            syscalls.push(r);
-        }
+        // SCMP_CMP_MASKED_EQ: runc hands `value` to libseccomp as the mask, youki's
+        // libcontainer 0.7 (our runtime) hands it `valueTwo`. libseccomp also reduces the
+        // expected value with the mask, so the encoding meant for the other runtime turns
+        // into `(flags & 0) == 0`, which allows every clone. Only libcontainer's encoding
+        // is emitted: mask in `valueTwo`, expected result (0) in `value`.
+        let mut r = rule(vec!["clone".to_string()], LinuxSeccompAction::ScmpActAllow);
+        r.set_args(Some(vec![arg(
+            0,
+            0,
+            Some(CLONE_NAMESPACE_FLAGS),
+            LinuxSeccompOperator::ScmpCmpMaskedEq,
+        )]));
+        syscalls.push(r);
 
         // clone3(2): its flags live in a struct seccomp cannot read; ENOSYS makes libc
         // fall back to clone(2), which is checked above.
@@ -761,14 +759,14 @@ mod tests {
         let p = default_profile(&caps(&[]));
         assert!(!allowed(&p, "clone"));
         let clone = rules_for(&p, "clone");
-        assert_eq!(clone.len(), 2);
-        for rule in clone {
-            let args = rule.args().as_ref().unwrap();
-            assert_eq!(args.len(), 1);
-            assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
-            let (v, v2) = (args[0].value(), args[0].value_two().unwrap());
-            assert!((v, v2) == (CLONE_NAMESPACE_FLAGS, 0) || (v, v2) == (0, CLONE_NAMESPACE_FLAGS));
-        }
+        assert_eq!(clone.len(), 1);
+        let args = clone[0].args().as_ref().unwrap();
+        assert_eq!(args.len(), 1);
+        assert_eq!(args[0].index(), 0);
+        assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
+        // libcontainer 0.7 reads `valueTwo` as the mask and `value` as the expected result.
+        assert_eq!(args[0].value_two(), Some(CLONE_NAMESPACE_FLAGS));
+        assert_eq!(args[0].value(), 0);
         let clone3 = rules_for(&p, "clone3");
         assert_eq!(clone3.len(), 1);
         assert_eq!(clone3[0].action(), LinuxSeccompAction::ScmpActErrno);

@@ -664,7 +664,9 @@ fn build_mounts(input: &SpecInput) -> Result<Vec<Mount>, SpecError> {
         .into_iter()
         .filter(|m| {
             let d = m.destination().to_string_lossy();
-            !seen.contains(d.as_ref()) && !(user_dev && d.starts_with("/dev/"))
+            let replaced = seen.contains(d.as_ref());
+            let under_user_dev = user_dev && d.starts_with("/dev/");
+            !replaced && !under_user_dev
         })
         .collect();
     out.extend(user.into_iter().map(|(_, m)| m));
