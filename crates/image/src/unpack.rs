@@ -282,7 +282,13 @@ fn entry_error(what: &str, e: io::Error) -> ImageError {
     if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("failed to read entire") {
         ImageError::archive(format!("{what}: layer tar is truncated"))
     } else {
-        ImageError::archive(format!("{what}: {e}"))
+        let mut msg = format!("{what}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        ImageError::archive(msg)
     }
 }
 
