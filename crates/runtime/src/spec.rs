@@ -402,12 +402,18 @@ fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, Spe
         .map_err(|e| SpecError::Internal(e.to_string()))
 }
 
+/// The calling process's hard RLIMIT_NOFILE.
+fn current_hard_nofile() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(DEFAULT_NOFILE)
+}
+
 fn build_rlimits(ulimits: &[UlimitInput]) -> Result<Vec<PosixRlimit>, SpecError> {
-    let mut out = vec![rlimit(
-        PosixRlimitType::RlimitNofile,
-        DEFAULT_NOFILE,
-        DEFAULT_NOFILE,
-    )?];
+    // Raising a hard limit needs CAP_SYS_RESOURCE, which a sandboxed engine may lack: never
+    // ask for more than the engine's own hard limit.
+    let nofile = DEFAULT_NOFILE.min(current_hard_nofile());
+    let mut out = vec![rlimit(PosixRlimitType::RlimitNofile, nofile, nofile)?];
     for u in ulimits {
         let typ = rlimit_type(&u.name)?;
         if u.soft > u.hard {
