@@ -122,7 +122,7 @@ pub fn unpack_layer<R: Read>(reader: R, dst: &Path, what: &str) -> Result<u64, I
             continue;
         };
         let rel_parent = rel.parent().unwrap_or(Path::new(""));
-        let parent = make_parents(&root, rel_parent).map_err(|e| bad(e))?;
+        let parent = make_parents(&root, rel_parent).map_err(&bad)?;
 
         if name == OPAQUE_WHITEOUT {
             xattr::set(&parent, OPAQUE_XATTR, b"y")
