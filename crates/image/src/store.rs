@@ -126,7 +126,9 @@ impl ImageStore {
     }
 
     /// Writes one tar holding the images as both a docker-archive and an OCI layout.
+    /// Holds the write lock so no blob is deleted while it is being written out.
     pub fn save(&self, references: &[String], out: impl Write) -> Result<(), ImageError> {
+        let _w = lock(&self.inner.write);
         let mut wanted: Vec<(Image, Vec<String>)> = Vec::new();
         for r in references {
             let (image, tag) = self.resolve_image(r)?;
