@@ -199,6 +199,7 @@ impl Executor for BerthExecutor {
         if args.is_empty() {
             fail_exec("no command specified", 127);
         }
+        reset_signals();
         if self.init {
             run_as_init(&args);
         }
@@ -209,6 +210,22 @@ impl Executor for BerthExecutor {
         // Lookup failures are reported at exec time with Docker's exit codes instead.
         Ok(())
     }
+}
+
+/// Restores default dispositions and an empty mask: ignored signals survive exec, and the
+/// caller (the monitor) ignores some of its own.
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting a signal's disposition to SIG_DFL is always valid; invalid numbers
+        // just return an error.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let _ = SigSet::empty().thread_set_mask();
 }
 
 /// Replaces the process with `args`, or writes Docker's message to stderr and exits 127 (not
