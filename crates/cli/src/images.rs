@@ -171,7 +171,7 @@ fn image_rows(img: &ImageSummary) -> Vec<(String, String)> {
 /// `berth images`.
 pub async fn ls(client: &EngineClient, args: LsArgs) -> Result<i32> {
     let mut images = client.list_images(args.all).await?;
-    images.sort_by(|a, b| b.created.cmp(&a.created));
+    images.sort_by_key(|i| std::cmp::Reverse(i.created));
     let filter = args.reference.as_deref().map(split_reference);
     let now = format::now_unix();
     let mut rows = Vec::new();

@@ -1,14 +1,14 @@
 //! Berth engine: the daemon that plays Docker Engine's role on one host.
 //!
 //! Layout:
-//! - [`daemon`]: `berth engine` — binds the unix socket and serves [`api`].
-//! - [`api`]: HTTP routes (docs/engine-api.md) -> engine calls; errors -> statuses.
-//! - [`engine`]: the container table and lifecycle (create, start, stop, kill, remove, wait),
+//! - [`daemon`] — `berth engine` — binds the unix socket and serves [`api`].
+//! - [`api`] — HTTP routes (docs/engine-api.md) -> engine calls; errors -> statuses.
+//! - [`engine`] — the container table and lifecycle (create, start, stop, kill, remove, wait),
 //!   exit handling with restart policies, live restore. [`prepare`] turns a request and its
 //!   image into a record and a record into an OCI spec; [`rootfs`] mounts the overlay.
-//! - [`monitor`]: the per-container monitor process (`berth __monitor`): runs the container
+//! - [`monitor`] — the per-container monitor process (`berth __monitor`): runs the container
 //!   through berth-runtime, holds stdio, writes [`logfile`]s, records the exit.
-//! - [`exec_helper`]: the exec helper process (`berth __exec`); [`exec`] drives it.
+//! - [`exec_helper`] — the exec helper process (`berth __exec`); [`exec`] drives it.
 //! - [`health`], [`logs`], [`listing`], [`system`], [`volumes`], [`events`]: one feature each.
 //!
 //! Process model: the daemon is async (tokio) and never forks containers itself; youki's

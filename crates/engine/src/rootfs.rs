@@ -50,7 +50,11 @@ pub fn mount_rootfs(dir: &Path, layers: &[PathBuf]) -> std::io::Result<PathBuf> 
 pub fn unmount_rootfs(dir: &Path) -> std::io::Result<()> {
     let target = dir.join("rootfs");
     if is_mounted(&target) {
-        umount2(&target, MntFlags::MNT_DETACH).map_err(std::io::Error::from)?;
+        match umount2(&target, MntFlags::MNT_DETACH) {
+            // Unmounted concurrently (exit handling and removal race): nothing left to do.
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(std::io::Error::other(format!("unmount {}: {e}", target.display()))),
+        }
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ pub(crate) fn stage_rootfs(
     )?;
     stage.add_blob(&diff_id, layer_path);
 
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let now = go_rfc3339_nano(chrono::Utc::now());
     let cfg = ImageConfigFile {
         created: Some(now.clone()),
         architecture: config::host_architecture().to_string(),
@@ -101,6 +101,19 @@ pub(crate) fn stage_rootfs(
     })
 }
 
+/// RFC 3339 with nanoseconds, trailing zeros trimmed, as Go's `time.RFC3339Nano` writes it,
+/// so tools that re-encode the config (skopeo converting to OCI) produce the same bytes and the
+/// image id survives the trip.
+pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = t.timestamp_subsec_nanos();
+    if nanos == 0 {
+        return format!("{secs}Z");
+    }
+    let frac = format!("{nanos:09}");
+    format!("{secs}.{}Z", frac.trim_end_matches('0'))
+}
+
 /// Stages a directory tree (tarred with modes, owners, mtimes, symlinks and device nodes) as
 /// a new image tagged `tag`.
 pub(crate) fn stage_dir(
@@ -132,4 +145,21 @@ pub(crate) fn stage_dir(
     }
     let file = File::open(&tar_path).ctx(|| format!("opening {}", tar_path.display()))?;
     stage_rootfs(inner, stage, file, tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn times_look_like_go() {
+        let t = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20Z");
+        let t = chrono::Utc
+            .timestamp_opt(1_700_000_000, 16_935_790)
+            .unwrap();
+        assert_eq!(go_rfc3339_nano(t), "2023-11-14T22:13:20.01693579Z");
+    }
 }
