@@ -567,6 +567,7 @@ impl Engine {
     /// Sends the stop signal, waits up to `timeout` (default: the container's stop timeout),
     /// then SIGKILL.
     pub async fn stop(self: &Arc<Self>, key: &str, timeout: Option<u64>) -> Result<()> {
+        self.wait_not_starting(key).await?;
         let (id, pid, signal, timeout, mut rx) = {
             let mut slots = self.lock();
             let id = resolve_in(&slots, key)?;
@@ -610,6 +611,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits while a start of the container is in flight, so a stop or removal acts on the
+    /// container that start produced.
+    async fn wait_not_starting(&self, key: &str) -> Result<()> {
+        loop {
+            {
+                let slots = self.lock();
+                let id = resolve_in(&slots, key)?;
+                if !slots[&id].starting {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn kill(self: &Arc<Self>, key: &str, signal: &str) -> Result<()> {
         let sig = prepare::parse_signal(if signal.is_empty() { "SIGKILL" } else { signal })?;
         let (id, pid, rec) = {
@@ -651,6 +667,7 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
 
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+        self.wait_not_starting(key).await?;
         let (id, running, pid, mut rx) = {
             let mut slots = self.lock();
             let id = resolve_in(&slots, key)?;
