@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,7 +21,6 @@ use berth_engine_client::{
 };
 use clap::{ArgAction, Args};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use crate::parse;
 use crate::{errln, outln};
@@ -420,23 +421,45 @@ pub async fn run(client: &EngineClient, args: RunArgs) -> Result<i32> {
 
 /// Writes output frames to stdout/stderr; returns the exit code of a final system frame
 /// `{"ExitCode":N}` if one came.
-pub async fn relay(mut frames: FrameStream) -> Result<Option<i64>> {
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
+pub async fn relay(frames: FrameStream) -> Result<Option<i64>> {
+    relay_with_activity(frames, None).await
+}
+
+/// Milliseconds since the unix epoch (for the relay's activity clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// [`relay`], recording the time of the latest frame in `activity`.
+async fn relay_with_activity(
+    mut frames: FrameStream,
+    activity: Option<Arc<AtomicU64>>,
+) -> Result<Option<i64>> {
+    use std::io::Write as _;
     let mut exit = None;
     let mut out_ok = true;
     let mut err_ok = true;
     while let Some(item) = frames.next().await {
         let (kind, data) = item?;
+        if let Some(a) = &activity {
+            a.store(now_ms(), Ordering::Relaxed);
+        }
+        // Plain blocking writes: frames are small and a CLI blocking on its own stdout is the
+        // back-pressure we want (tokio's stdout costs a thread hop per write).
         match kind {
             StreamKind::Stdout | StreamKind::Stdin => {
                 if out_ok {
-                    out_ok = stdout.write_all(&data).await.is_ok() && stdout.flush().await.is_ok();
+                    let mut out = std::io::stdout().lock();
+                    out_ok = out.write_all(&data).is_ok() && out.flush().is_ok();
                 }
             }
             StreamKind::Stderr => {
                 if err_ok {
-                    err_ok = stderr.write_all(&data).await.is_ok() && stderr.flush().await.is_ok();
+                    let mut err = std::io::stderr().lock();
+                    err_ok = err.write_all(&data).is_ok() && err.flush().is_ok();
                 }
             }
             StreamKind::System => {
@@ -513,7 +536,8 @@ pub async fn attach_and_start(
             return Err(e.into());
         }
     };
-    let mut relay_task = tokio::spawn(relay(frames));
+    let activity = Arc::new(AtomicU64::new(now_ms()));
+    let mut relay_task = tokio::spawn(relay_with_activity(frames, Some(activity.clone())));
     if let Err(e) = client.start_container(id).await {
         wait.abort();
         relay_task.abort();
@@ -553,12 +577,20 @@ pub async fn attach_and_start(
         }
         Err(e) => bail!("waiting for the container failed: {e}"),
     };
-    // Let the log stream drain: it ends when the container has stopped.
-    if tokio::time::timeout(Duration::from_secs(5), &mut relay_task)
-        .await
-        .is_err()
-    {
-        relay_task.abort();
+    // Let the log stream drain: it ends once the container has stopped and all its output has
+    // been sent. Give up only if it goes quiet for a while without ending.
+    activity.store(now_ms(), Ordering::Relaxed);
+    loop {
+        if tokio::time::timeout(Duration::from_millis(250), &mut relay_task)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if now_ms().saturating_sub(activity.load(Ordering::Relaxed)) > 3000 {
+            relay_task.abort();
+            break;
+        }
     }
     Ok(code as i32)
 }
