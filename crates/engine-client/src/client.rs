@@ -948,4 +948,101 @@ mod tests {
         );
         assert!(msg.ends_with("is `berth engine` running?"), "{msg}");
     }
+
+    /// A one-shot HTTP server on a unix socket: records the request head, sends `response`.
+    async fn fake_engine(response: Vec<u8>) -> (EngineClient, tokio::task::JoinHandle<String>) {
+        use tokio::io::AsyncWriteExt;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "berth-client-test-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let client = EngineClient::new(path.to_str().unwrap()).unwrap();
+        let task = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(&response).await.unwrap();
+            conn.shutdown().await.unwrap();
+            let _ = std::fs::remove_file(&path);
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (client, task)
+    }
+
+    #[tokio::test]
+    async fn logs_are_demultiplexed_and_ids_encoded() {
+        use crate::frame::encode;
+        let mut body = encode(StreamKind::Stdout, b"hello\n");
+        body.extend(encode(StreamKind::Stderr, b"oops\n"));
+        let mut resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        resp.extend(body);
+        let (client, server) = fake_engine(resp).await;
+        let opts = LogsOptions {
+            follow: true,
+            tail: Some(5),
+            ..LogsOptions::default()
+        };
+        let frames: Vec<_> = client
+            .logs("web/1", &opts)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await;
+        let frames: Vec<_> = frames.into_iter().map(|f| f.unwrap()).collect();
+        assert_eq!(
+            frames,
+            vec![
+                (StreamKind::Stdout, Bytes::from_static(b"hello\n")),
+                (StreamKind::Stderr, Bytes::from_static(b"oops\n"))
+            ]
+        );
+        let head = server.await.unwrap();
+        assert!(
+            head.starts_with(
+                "GET /containers/web%2F1/logs?follow=1&stdout=1&stderr=1&tail=5 HTTP/1.1\r\n"
+            ),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_errors_carry_status_and_message() {
+        let body = r#"{"message":"no such container: x"}"#;
+        let resp = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (client, _server) = fake_engine(resp.into_bytes()).await;
+        let e = client.inspect_container("x").await.unwrap_err();
+        assert!(e.is_not_found());
+        assert_eq!(e.to_string(), "no such container: x");
+    }
+
+    #[tokio::test]
+    async fn undecodable_answers_are_decode_errors() {
+        let resp = "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nnot".to_string();
+        let (client, _server) = fake_engine(resp.into_bytes()).await;
+        let e = client.version().await.unwrap_err();
+        assert!(matches!(e, ClientError::Decode { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot decode the engine's answer to /version"),
+            "{e}"
+        );
+    }
 }
