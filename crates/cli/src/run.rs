@@ -440,7 +440,6 @@ async fn relay_with_activity(
 ) -> Result<Option<i64>> {
     use std::io::Write as _;
     let mut exit = None;
-    let mut out_ok = true;
     let mut err_ok = true;
     while let Some(item) = frames.next().await {
         let (kind, data) = item?;
@@ -451,9 +450,10 @@ async fn relay_with_activity(
         // back-pressure we want (tokio's stdout costs a thread hop per write).
         match kind {
             StreamKind::Stdout | StreamKind::Stdin => {
-                if out_ok {
-                    let mut out = std::io::stdout().lock();
-                    out_ok = out.write_all(&data).is_ok() && out.flush().is_ok();
+                let mut out = std::io::stdout().lock();
+                if out.write_all(&data).is_err() || out.flush().is_err() {
+                    // stdout is gone (`berth logs -f | head`): nobody is reading any more.
+                    return Ok(exit);
                 }
             }
             StreamKind::Stderr => {
