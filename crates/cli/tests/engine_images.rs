@@ -8,7 +8,10 @@ use std::process::Command;
 use common::TestEngine;
 
 fn skopeo(args: &[&str]) -> std::process::Output {
-    Command::new("skopeo").args(args).output().expect("skopeo is installed")
+    Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed")
 }
 
 #[test]
@@ -18,7 +21,11 @@ fn saved_images_are_read_by_skopeo_and_oci_layouts_load_and_run() {
     let archive = e.root.join("bb.tar");
     e.ok(&["image", "save", "-o", archive.to_str().unwrap(), "bb:1.0"]);
     let inspect = skopeo(&["inspect", &format!("docker-archive:{}", archive.display())]);
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(json["Os"], "linux");
     assert_eq!(json["Layers"].as_array().unwrap().len(), 1);
@@ -30,7 +37,11 @@ fn saved_images_are_read_by_skopeo_and_oci_layouts_load_and_run() {
         &format!("docker-archive:{}", archive.display()),
         &format!("oci:{}:v2", layout.display()),
     ]);
-    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
     let loaded = e.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
     assert!(loaded.contains("Loaded image"), "{loaded}");
     let id_line = e.ok(&["images", "-q"]);
@@ -50,7 +61,10 @@ fn saved_images_are_read_by_skopeo_and_oci_layouts_load_and_run() {
     // Round trip through our own archive into a second engine root.
     let e2 = TestEngine::start();
     e2.ok(&["image", "load", "-i", archive.to_str().unwrap()]);
-    assert_eq!(e2.ok(&["run", "--rm", "bb:1.0", "echo", "copied"]), "copied");
+    assert_eq!(
+        e2.ok(&["run", "--rm", "bb:1.0", "echo", "copied"]),
+        "copied"
+    );
     assert_eq!(
         e.inspect("bb:1.0", "{{.Id}}"),
         e2.inspect("bb:1.0", "{{.Id}}"),
@@ -72,7 +86,9 @@ fn bad_archives_leave_nothing_behind() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
     assert_eq!(e2.ok(&["images", "-q"]), "", "nothing half-imported");
-    let blobs = std::fs::read_dir(e2.root.join("data/content/blobs/sha256")).map(|d| d.count()).unwrap_or(0);
+    let blobs = std::fs::read_dir(e2.root.join("data/content/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(blobs, 0, "no stray blobs");
     let garbage = e.root.join("garbage.tar");
     std::fs::write(&garbage, b"this is not a tar archive at all").unwrap();
@@ -91,7 +107,11 @@ fn image_rm_refuses_images_in_use_and_untags() {
     assert!(!e.ok(&["images"]).contains("other"));
     let out = e.berth(&["image", "rm", "bb"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("being used"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("being used"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     e.ok(&["rm", &id]);
     e.ok(&["image", "rm", "bb"]);
     assert_eq!(e.ok(&["images", "-q"]), "");

@@ -9,12 +9,44 @@ fn memory_limit_oom_kills_and_inspect_says_so() {
     let e = TestEngine::start();
     e.import_busybox("bb");
     // dd allocates and touches a 64 MiB buffer: over a 16 MiB limit.
-    let out = e.berth(&["run", "--name", "hog", "-m", "16m", "bb", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
-    assert_eq!(out.status.code(), Some(137), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = e.berth(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "16m",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(e.inspect("hog", "{{.State.OOMKilled}}"), "true");
-    assert_eq!(e.inspect("hog", "{{.HostConfig.Memory}}"), (16 * 1024 * 1024).to_string());
+    assert_eq!(
+        e.inspect("hog", "{{.HostConfig.Memory}}"),
+        (16 * 1024 * 1024).to_string()
+    );
     // The same work under a generous limit succeeds and is not marked.
-    let ok = e.berth(&["run", "--name", "fine", "-m", "256m", "bb", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    let ok = e.berth(&[
+        "run",
+        "--name",
+        "fine",
+        "-m",
+        "256m",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
     assert_eq!(ok.status.code(), Some(0));
     assert_eq!(e.inspect("fine", "{{.State.OOMKilled}}"), "false");
     // Too small a limit is refused up front.
@@ -40,38 +72,83 @@ fn pids_limit_holds_against_a_fork_loop() {
     assert!(lines.contains(&"20"), "pids.max is 20: {text}");
     let running: usize = lines.last().unwrap().trim().parse().unwrap();
     assert!(running <= 20, "at most 20 processes ran, saw {running}");
-    assert!(running >= 10, "the limit, not something else, stopped the loop: {running}");
+    assert!(
+        running >= 10,
+        "the limit, not something else, stopped the loop: {running}"
+    );
 }
 
 #[test]
 fn cpu_quota_and_shares_reach_the_cgroup() {
     let e = TestEngine::start();
     e.import_busybox("bb");
-    let id = e.ok(&["run", "-d", "--cpus", "0.5", "--cpu-shares", "512", "bb", "sleep", "30"]);
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "bb",
+        "sleep",
+        "30",
+    ]);
     let v1 = std::path::Path::new("/sys/fs/cgroup/cpu/berth").join(&id);
     let (quota, period, shares) = if v1.exists() {
-        let r = |f: &str| std::fs::read_to_string(v1.join(f)).unwrap().trim().to_string();
-        (r("cpu.cfs_quota_us"), r("cpu.cfs_period_us"), r("cpu.shares"))
+        let r = |f: &str| {
+            std::fs::read_to_string(v1.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (
+            r("cpu.cfs_quota_us"),
+            r("cpu.cfs_period_us"),
+            r("cpu.shares"),
+        )
     } else {
         let v2 = std::path::Path::new("/sys/fs/cgroup/berth").join(&id);
         let max = std::fs::read_to_string(v2.join("cpu.max")).unwrap();
         let mut it = max.split_whitespace();
-        (it.next().unwrap().to_string(), it.next().unwrap().to_string(), "512".into())
+        (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+            "512".into(),
+        )
     };
-    assert_eq!((quota.as_str(), period.as_str(), shares.as_str()), ("50000", "100000", "512"));
+    assert_eq!(
+        (quota.as_str(), period.as_str(), shares.as_str()),
+        ("50000", "100000", "512")
+    );
     // A busy loop is held near half a CPU.
-    let busy = e.ok(&["run", "-d", "--cpus", "0.5", "bb", "sh", "-c", "while :; do :; done"]);
+    let busy = e.ok(&[
+        "run",
+        "-d",
+        "--cpus",
+        "0.5",
+        "bb",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let usage = |id: &str| -> u64 {
-        let p = std::path::Path::new("/sys/fs/cgroup/cpuacct/berth").join(id).join("cpuacct.usage");
-        std::fs::read_to_string(p).map(|s| s.trim().parse().unwrap()).unwrap_or(0)
+        let p = std::path::Path::new("/sys/fs/cgroup/cpuacct/berth")
+            .join(id)
+            .join("cpuacct.usage");
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().parse().unwrap())
+            .unwrap_or(0)
     };
     let before = usage(&busy);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let used = usage(&busy) - before;
     if before > 0 {
         let fraction = used as f64 / 2e9;
-        assert!(fraction < 0.65, "quota holds the loop to ~0.5 CPU, got {fraction:.2}");
+        assert!(
+            fraction < 0.65,
+            "quota holds the loop to ~0.5 CPU, got {fraction:.2}"
+        );
         assert!(fraction > 0.3, "the loop ran: {fraction:.2}");
     }
     e.ok(&["rm", "-f", &id, &busy]);

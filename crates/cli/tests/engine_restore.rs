@@ -8,21 +8,44 @@ use common::TestEngine;
 
 fn pid_alive(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
 }
 
 #[test]
 fn containers_survive_an_engine_crash_and_stay_controllable() {
     let mut e = TestEngine::start();
     e.import_busybox("bb");
-    let long = e.ok(&["run", "-d", "--name", "long", "bb", "sh", "-c", "trap 'exit 5' TERM; while :; do echo beat; sleep 0.2; done"]);
-    let short = e.ok(&["run", "-d", "--name", "short", "bb", "sh", "-c", "sleep 1; exit 4"]);
+    let long = e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 5' TERM; while :; do echo beat; sleep 0.2; done",
+    ]);
+    let short = e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
     let pid: i32 = e.inspect(&long, "{{.State.Pid}}").parse().unwrap();
     assert!(pid_alive(pid));
 
     e.stop_daemon(true);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(pid_alive(pid), "the container keeps running without the engine");
+    assert!(
+        pid_alive(pid),
+        "the container keeps running without the engine"
+    );
 
     e.spawn_daemon();
     // The running one is found again, with its pid, and still logs.
@@ -33,7 +56,10 @@ fn containers_survive_an_engine_crash_and_stay_controllable() {
     assert_eq!(e.inspect("short", "{{.State.ExitCode}}"), "4");
     let before = e.ok(&["logs", "long"]).lines().count();
     std::thread::sleep(Duration::from_millis(600));
-    assert!(e.ok(&["logs", "long"]).lines().count() > before, "logging continued");
+    assert!(
+        e.ok(&["logs", "long"]).lines().count() > before,
+        "logging continued"
+    );
     // Still controllable: exec, stop with its handler.
     assert_eq!(e.ok(&["exec", "long", "echo", "hi"]), "hi");
     e.ok(&["stop", "long"]);
@@ -50,7 +76,11 @@ fn graceful_engine_restart_keeps_restart_policies() {
     let pid = e.inspect(&id, "{{.State.Pid}}");
     e.stop_daemon(false);
     e.spawn_daemon();
-    assert_eq!(e.inspect(&id, "{{.State.Pid}}"), pid, "not restarted: the same process");
+    assert_eq!(
+        e.inspect(&id, "{{.State.Pid}}"),
+        pid,
+        "not restarted: the same process"
+    );
     // Killed from outside while the engine runs: the policy restarts it.
     // SAFETY: killing the test's own container process.
     unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };

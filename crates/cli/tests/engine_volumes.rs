@@ -10,13 +10,40 @@ fn named_volumes_persist_between_containers() {
     e.import_busybox("bb");
     e.ok(&["volume", "create", "data"]);
     assert!(e.ok(&["volume", "ls"]).contains("data"));
-    e.ok(&["run", "--rm", "-v", "data:/data", "bb", "sh", "-c", "echo kept > /data/f"]);
-    assert_eq!(e.ok(&["run", "--rm", "-v", "data:/data:ro", "bb", "cat", "/data/f"]), "kept");
-    let out = e.berth(&["run", "--rm", "-v", "data:/data:ro", "bb", "sh", "-c", "echo x > /data/g"]);
-    assert_ne!(out.status.code(), Some(0), "read-only volume refuses writes");
+    e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        e.ok(&["run", "--rm", "-v", "data:/data:ro", "bb", "cat", "/data/f"]),
+        "kept"
+    );
+    let out = e.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /data/g",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "read-only volume refuses writes"
+    );
     // A volume named on run is created on demand.
     e.ok(&["run", "--rm", "-v", "auto:/a", "bb", "true"]);
-    assert!(e.ok(&["volume", "inspect", "auto"]).contains("\"Mountpoint\""));
+    assert!(e
+        .ok(&["volume", "inspect", "auto"])
+        .contains("\"Mountpoint\""));
     // In use: cannot be removed.
     let id = e.ok(&["create", "-v", "data:/data", "bb", "true"]);
     let out = e.berth(&["volume", "rm", "data"]);
@@ -35,9 +62,32 @@ fn bind_mounts_and_their_errors() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in.txt"), "from host").unwrap();
     let spec = format!("{}:/mnt/shared", host.display());
-    assert_eq!(e.ok(&["run", "--rm", "-v", &spec, "bb", "cat", "/mnt/shared/in.txt"]), "from host");
-    e.ok(&["run", "--rm", "-v", &spec, "bb", "sh", "-c", "echo back > /mnt/shared/out.txt"]);
-    assert_eq!(std::fs::read_to_string(host.join("out.txt")).unwrap(), "back\n");
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "bb",
+            "cat",
+            "/mnt/shared/in.txt"
+        ]),
+        "from host"
+    );
+    e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "bb",
+        "sh",
+        "-c",
+        "echo back > /mnt/shared/out.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out.txt")).unwrap(),
+        "back\n"
+    );
     let ro = format!("{}:/mnt/shared:ro", host.display());
     let out = e.berth(&["run", "--rm", "-v", &ro, "bb", "touch", "/mnt/shared/x"]);
     assert_ne!(out.status.code(), Some(0));

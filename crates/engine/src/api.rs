@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_engine_client::{
-    ContainerCreate, ErrorResponse, ExecCreate, IdResponse, ImagesLoaded, VersionInfo, VolumeCreate,
-    VolumeList, WaitResponse,
+    ContainerCreate, ErrorResponse, ExecCreate, IdResponse, ImagesLoaded, VersionInfo,
+    VolumeCreate, VolumeList, WaitResponse,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -39,7 +39,13 @@ impl IntoResponse for EngineError {
         if status == StatusCode::NOT_MODIFIED {
             return status.into_response();
         }
-        (status, Json(ErrorResponse { message: self.to_string() })).into_response()
+        (
+            status,
+            Json(ErrorResponse {
+                message: self.to_string(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -69,7 +75,10 @@ fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &str) -> Re
 const RAW_STREAM: &str = "application/vnd.docker.multiplexed-stream";
 
 fn flag(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("1") | Some("true") | Some("True") | Some(""))
+    matches!(
+        v.as_deref(),
+        Some("1") | Some("true") | Some("True") | Some("")
+    )
 }
 
 fn parse_filters(raw: &Option<String>) -> Result<HashMap<String, Vec<String>>, EngineError> {
@@ -79,13 +88,16 @@ fn parse_filters(raw: &Option<String>) -> Result<HashMap<String, Vec<String>>, E
     // Docker accepts {"k":["v"]} and the older {"k":{"v":true}}.
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| EngineError::Invalid(format!("invalid filters {raw:?}: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| EngineError::Invalid(format!("invalid filters {raw:?}: expected a JSON object")))?;
+    let obj = value.as_object().ok_or_else(|| {
+        EngineError::Invalid(format!("invalid filters {raw:?}: expected a JSON object"))
+    })?;
     let mut out = HashMap::new();
     for (k, v) in obj {
         let vals = match v {
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
             serde_json::Value::Object(o) => o.keys().cloned().collect(),
             serde_json::Value::String(s) => vec![s.clone()],
             _ => Vec::new(),
@@ -122,7 +134,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/load", post(load_images))
         .route("/images/get", get(save_images))
         .route("/images/prune", post(prune_images))
-        .route("/images/{*rest}", get(image_get_route).delete(remove_image).post(image_post_route))
+        .route(
+            "/images/{*rest}",
+            get(image_get_route)
+                .delete(remove_image)
+                .post(image_post_route),
+        )
         .route("/volumes", get(list_volumes))
         .route("/volumes/create", post(create_volume))
         .route("/volumes/prune", post(prune_volumes))
@@ -196,12 +213,20 @@ struct StopQuery {
     t: Option<u64>,
 }
 
-async fn stop_container(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> ApiResult {
+async fn stop_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult {
     engine.stop(&id, q.t).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn restart_container(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StopQuery>) -> ApiResult {
+async fn restart_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult {
     engine.restart(&id, q.t).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -211,8 +236,14 @@ struct KillQuery {
     signal: Option<String>,
 }
 
-async fn kill_container(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<KillQuery>) -> ApiResult {
-    engine.kill(&id, q.signal.as_deref().unwrap_or("SIGKILL")).await?;
+async fn kill_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<KillQuery>,
+) -> ApiResult {
+    engine
+        .kill(&id, q.signal.as_deref().unwrap_or("SIGKILL"))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -221,12 +252,20 @@ struct WaitQuery {
     condition: Option<String>,
 }
 
-async fn wait_container(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult {
+async fn wait_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult {
     let condition = q.condition.unwrap_or_default();
     // Resolve now so a missing container is a 404 before the long wait begins.
     engine.resolve(&id)?;
     let code = engine.wait(&id, &condition).await?;
-    Ok(Json(WaitResponse { status_code: code, error: None }).into_response())
+    Ok(Json(WaitResponse {
+        status_code: code,
+        error: None,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -235,7 +274,11 @@ struct RemoveQuery {
     v: Option<String>,
 }
 
-async fn remove_container(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<RemoveQuery>) -> ApiResult {
+async fn remove_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult {
     let _ = flag(&q.v);
     engine.remove(&id, flag(&q.force)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -251,7 +294,11 @@ struct LogsQuery {
     since: Option<String>,
 }
 
-async fn container_logs(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> ApiResult {
+async fn container_logs(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult {
     let (mut stdout, mut stderr) = (flag(&q.stdout), flag(&q.stderr));
     if q.stdout.is_none() && q.stderr.is_none() {
         stdout = true;
@@ -269,7 +316,9 @@ async fn container_logs(State(engine): State<AppState>, Path(id): Path<String>, 
             s.split('.')
                 .next()
                 .and_then(|x| x.parse::<i64>().ok())
-                .ok_or_else(|| EngineError::Invalid(format!("invalid since {s:?}: use unix seconds")))?,
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!("invalid since {s:?}: use unix seconds"))
+                })?,
         ),
     };
     let rx = engine.logs(
@@ -291,7 +340,11 @@ struct StatsQuery {
     stream: Option<String>,
 }
 
-async fn container_stats(State(engine): State<AppState>, Path(id): Path<String>, Query(q): Query<StatsQuery>) -> ApiResult {
+async fn container_stats(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult {
     let first = engine.stats(&id)?;
     let stream = q.stream.is_none() || flag(&q.stream);
     if !stream {
@@ -321,7 +374,11 @@ async fn prune_containers(State(engine): State<AppState>) -> ApiResult {
     Ok(Json(engine.prune_containers().await?).into_response())
 }
 
-async fn exec_create(State(engine): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn exec_create(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: ExecCreate = serde_json::from_slice(&body)
         .map_err(|e| EngineError::Invalid(format!("invalid exec config: {e}")))?;
     let exec_id = engine.exec_create(&id, &req)?;
@@ -352,7 +409,9 @@ async fn list_images(State(engine): State<AppState>) -> ApiResult {
 /// `/images/{name}/json` and `/images/{name}` with names that contain slashes.
 async fn image_get_route(State(engine): State<AppState>, Path(rest): Path<String>) -> ApiResult {
     let Some(name) = rest.strip_suffix("/json") else {
-        return Err(EngineError::NotFound(format!("unknown image endpoint /images/{rest}")));
+        return Err(EngineError::NotFound(format!(
+            "unknown image endpoint /images/{rest}"
+        )));
     };
     let e = engine.clone();
     let name = name.to_string();
@@ -368,9 +427,15 @@ struct TagQuery {
     tag: Option<String>,
 }
 
-async fn image_post_route(State(engine): State<AppState>, Path(rest): Path<String>, Query(q): Query<TagQuery>) -> ApiResult {
+async fn image_post_route(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+    Query(q): Query<TagQuery>,
+) -> ApiResult {
     let Some(name) = rest.strip_suffix("/tag") else {
-        return Err(EngineError::NotFound(format!("unknown image endpoint /images/{rest}")));
+        return Err(EngineError::NotFound(format!(
+            "unknown image endpoint /images/{rest}"
+        )));
     };
     let repo = q
         .repo
@@ -386,7 +451,9 @@ async fn image_post_route(State(engine): State<AppState>, Path(rest): Path<Strin
     tokio::task::spawn_blocking(move || e.images.tag(&name, &t2))
         .await
         .map_err(EngineError::internal)??;
-    engine.events.publish("image", "tag", &target, Default::default());
+    engine
+        .events
+        .publish("image", "tag", &target, Default::default());
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -395,7 +462,11 @@ struct ImageRemoveQuery {
     force: Option<String>,
 }
 
-async fn remove_image(State(engine): State<AppState>, Path(name): Path<String>, Query(q): Query<ImageRemoveQuery>) -> ApiResult {
+async fn remove_image(
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ImageRemoveQuery>,
+) -> ApiResult {
     let force = flag(&q.force);
     let e = engine.clone();
     let n = name.clone();
@@ -403,7 +474,9 @@ async fn remove_image(State(engine): State<AppState>, Path(name): Path<String>, 
         .await
         .map_err(EngineError::internal)??;
     let users = engine.image_in_use_by(&image.id);
-    let untag_only = image.repo_tags.len() > 1 && !name.starts_with("sha256:") && !image.id.trim_start_matches("sha256:").starts_with(&name);
+    let untag_only = image.repo_tags.len() > 1
+        && !name.starts_with("sha256:")
+        && !image.id.trim_start_matches("sha256:").starts_with(&name);
     if !users.is_empty() && !untag_only {
         return Err(EngineError::Conflict(format!(
             "conflict: unable to remove image {name}: it is being used by container {}; remove the container first",
@@ -416,9 +489,13 @@ async fn remove_image(State(engine): State<AppState>, Path(name): Path<String>, 
         .map_err(EngineError::internal)??;
     for item in &items {
         if let Some(d) = &item.deleted {
-            engine.events.publish("image", "delete", d, Default::default());
+            engine
+                .events
+                .publish("image", "delete", d, Default::default());
         } else if let Some(u) = &item.untagged {
-            engine.events.publish("image", "untag", u, Default::default());
+            engine
+                .events
+                .publish("image", "untag", u, Default::default());
         }
     }
     Ok(Json(items).into_response())
@@ -466,12 +543,15 @@ struct ImportQuery {
     repo: Option<String>,
 }
 
-async fn import_image(State(engine): State<AppState>, Query(q): Query<ImportQuery>, body: Body) -> ApiResult {
-    let tag = q
-        .tag
-        .or(q.repo)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| EngineError::Invalid("image import needs a tag: --tag NAME[:TAG]".into()))?;
+async fn import_image(
+    State(engine): State<AppState>,
+    Query(q): Query<ImportQuery>,
+    body: Body,
+) -> ApiResult {
+    let tag =
+        q.tag.or(q.repo).filter(|t| !t.is_empty()).ok_or_else(|| {
+            EngineError::Invalid("image import needs a tag: --tag NAME[:TAG]".into())
+        })?;
     let staged = stage_body(&engine, body).await?;
     let e = engine.clone();
     let image = tokio::task::spawn_blocking(move || {
@@ -480,7 +560,9 @@ async fn import_image(State(engine): State<AppState>, Query(q): Query<ImportQuer
     })
     .await
     .map_err(EngineError::internal)??;
-    engine.events.publish("image", "import", &image.id, Default::default());
+    engine
+        .events
+        .publish("image", "import", &image.id, Default::default());
     Ok(Json(berth_engine_client::ImageLoaded {
         id: image.id.clone(),
         repo_tags: image.repo_tags.clone(),
@@ -498,7 +580,9 @@ async fn load_images(State(engine): State<AppState>, body: Body) -> ApiResult {
     .await
     .map_err(EngineError::internal)??;
     for i in &images {
-        engine.events.publish("image", "load", &i.id, Default::default());
+        engine
+            .events
+            .publish("image", "load", &i.id, Default::default());
     }
     Ok(Json(ImagesLoaded {
         images: images
@@ -512,7 +596,10 @@ async fn load_images(State(engine): State<AppState>, body: Body) -> ApiResult {
     .into_response())
 }
 
-async fn save_images(State(engine): State<AppState>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> ApiResult {
+async fn save_images(
+    State(engine): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> ApiResult {
     let names: Vec<String> = raw
         .unwrap_or_default()
         .split('&')
@@ -521,7 +608,9 @@ async fn save_images(State(engine): State<AppState>, axum::extract::RawQuery(raw
         .map(|(_, v)| percent_decode(v))
         .collect();
     if names.is_empty() {
-        return Err(EngineError::Invalid("image save needs at least one image name".into()));
+        return Err(EngineError::Invalid(
+            "image save needs at least one image name".into(),
+        ));
     }
     for n in &names {
         engine.images.get(n)?;
@@ -543,16 +632,14 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -594,18 +681,28 @@ async fn prune_images(State(engine): State<AppState>, Query(q): Query<PruneQuery
 // ---------------------------------------------------------------------------------------------
 
 async fn list_volumes(State(engine): State<AppState>) -> ApiResult {
-    Ok(Json(VolumeList { volumes: engine.volumes.list() }).into_response())
+    Ok(Json(VolumeList {
+        volumes: engine.volumes.list(),
+    })
+    .into_response())
 }
 
 async fn create_volume(State(engine): State<AppState>, body: Bytes) -> ApiResult {
     let req: VolumeCreate = if body.is_empty() {
         VolumeCreate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| EngineError::Invalid(format!("invalid volume config: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| EngineError::Invalid(format!("invalid volume config: {e}")))?
     };
-    let name = if req.name.is_empty() { crate::names::new_id() } else { req.name };
+    let name = if req.name.is_empty() {
+        crate::names::new_id()
+    } else {
+        req.name
+    };
     let v = engine.volumes.create(&name, req.labels)?;
-    engine.events.publish("volume", "create", &name, Default::default());
+    engine
+        .events
+        .publish("volume", "create", &name, Default::default());
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -613,7 +710,11 @@ async fn inspect_volume(State(engine): State<AppState>, Path(name): Path<String>
     Ok(Json(engine.volumes.get(&name)?).into_response())
 }
 
-async fn remove_volume(State(engine): State<AppState>, Path(name): Path<String>, Query(q): Query<RemoveQuery>) -> ApiResult {
+async fn remove_volume(
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult {
     let _ = flag(&q.force);
     engine.volumes.get(&name)?;
     let users = engine.volume_in_use_by(&name);
@@ -624,7 +725,9 @@ async fn remove_volume(State(engine): State<AppState>, Path(name): Path<String>,
         )));
     }
     engine.volumes.remove(&name)?;
-    engine.events.publish("volume", "destroy", &name, Default::default());
+    engine
+        .events
+        .publish("volume", "destroy", &name, Default::default());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -670,13 +773,17 @@ async fn events(State(engine): State<AppState>, Query(q): Query<EventsQuery>) ->
                 .next()
                 .and_then(|x| x.parse::<i64>().ok())
                 .map(Some)
-                .ok_or_else(|| EngineError::Invalid(format!("invalid time {s:?}: use unix seconds"))),
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!("invalid time {s:?}: use unix seconds"))
+                }),
         }
     };
     let since = parse_time(&q.since)?;
     let until = parse_time(&q.until)?;
     let mut live = engine.events.subscribe();
-    let history = since.map(|s| engine.events.history_since(s)).unwrap_or_default();
+    let history = since
+        .map(|s| engine.events.history_since(s))
+        .unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let keep = move |e: &berth_engine_client::Event| -> bool {
         filters.iter().all(|(k, vals)| {
@@ -684,7 +791,10 @@ async fn events(State(engine): State<AppState>, Query(q): Query<EventsQuery>) ->
                 || match k.as_str() {
                     "type" => vals.contains(&e.kind),
                     "event" | "action" => vals.iter().any(|v| e.action.starts_with(v.as_str())),
-                    "container" | "id" => vals.iter().any(|v| e.actor.id.starts_with(v.as_str()) || e.actor.attributes.get("name") == Some(v)),
+                    "container" | "id" => vals.iter().any(|v| {
+                        e.actor.id.starts_with(v.as_str())
+                            || e.actor.attributes.get("name") == Some(v)
+                    }),
                     _ => true,
                 }
         })

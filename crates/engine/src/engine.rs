@@ -143,6 +143,11 @@ impl Engine {
         Some((active, exits, slot.rec.state.status.clone()))
     }
 
+    /// A receiver that changes whenever the container starts, exits or is removed.
+    pub fn lifecycle_receiver(&self, id: &str) -> Option<watch::Receiver<Lifecycle>> {
+        self.lock().get(id).map(|s| s.lifecycle.subscribe())
+    }
+
     pub fn records(&self) -> Vec<ContainerRecord> {
         let mut v: Vec<ContainerRecord> = self.lock().values().map(|s| s.rec.clone()).collect();
         v.sort_by(|a, b| b.created.cmp(&a.created));
@@ -159,9 +164,15 @@ impl Engine {
     // create
     // -----------------------------------------------------------------------------------------
 
-    pub async fn create(self: &Arc<Self>, req: ContainerCreate, name: Option<String>) -> Result<ContainerCreated> {
+    pub async fn create(
+        self: &Arc<Self>,
+        req: ContainerCreate,
+        name: Option<String>,
+    ) -> Result<ContainerCreated> {
         if req.image.is_empty() {
-            return Err(EngineError::Invalid("no image given: name the image to run".into()));
+            return Err(EngineError::Invalid(
+                "no image given: name the image to run".into(),
+            ));
         }
         prepare::validate_host_config(&req)?;
         let engine = self.clone();
@@ -177,14 +188,19 @@ impl Engine {
         let rec = tokio::task::spawn_blocking(move || engine.create_blocking(req, name_given))
             .await
             .map_err(EngineError::internal)??;
-        self.events.publish("container", "create", &rec.id, attrs(&rec));
+        self.events
+            .publish("container", "create", &rec.id, attrs(&rec));
         Ok(ContainerCreated {
             id: rec.id,
             warnings: Vec::new(),
         })
     }
 
-    fn create_blocking(&self, req: ContainerCreate, name: Option<String>) -> Result<ContainerRecord> {
+    fn create_blocking(
+        &self,
+        req: ContainerCreate,
+        name: Option<String>,
+    ) -> Result<ContainerRecord> {
         let image = self.images.get(&req.image).map_err(|e| match e {
             berth_image::ImageError::NotFound(_) => EngineError::NotFound(format!(
                 "no such image: {}: import or load it first (berth image import/load)",
@@ -204,7 +220,7 @@ impl Engine {
                 )));
             }
         }
-        for (path, _) in &req.host_config.tmpfs {
+        for path in req.host_config.tmpfs.keys() {
             if !path.starts_with('/') {
                 return Err(EngineError::Invalid(format!(
                     "invalid tmpfs mount {path:?}: the path must be absolute"
@@ -239,10 +255,15 @@ impl Engine {
             let bind = prepare::parse_bind(b)?;
             if bind.is_volume {
                 self.volumes.create(&bind.source, BTreeMap::new())?;
-                self.events.publish("volume", "create", &bind.source, BTreeMap::new());
+                self.events
+                    .publish("volume", "create", &bind.source, BTreeMap::new());
             }
         }
-        let mounts = prepare::mount_points(&req.host_config.binds, &req.host_config.tmpfs, &self.paths.volumes())?;
+        let mounts = prepare::mount_points(
+            &req.host_config.binds,
+            &req.host_config.tmpfs,
+            &self.paths.volumes(),
+        )?;
         let rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -283,7 +304,10 @@ impl Engine {
             let id = resolve_in(&slots, key)?;
             let slot = slots.get_mut(&id).expect("resolved");
             if slot.rec.state.running {
-                return Err(EngineError::NotModified(format!("container {} is already running", slot.rec.name)));
+                return Err(EngineError::NotModified(format!(
+                    "container {} is already running",
+                    slot.rec.name
+                )));
             }
             if slot.starting || slot.removing {
                 return Err(EngineError::Conflict(format!(
@@ -331,7 +355,8 @@ impl Engine {
                 let rec = slot.rec.clone();
                 drop(slots);
                 self.save(&rec);
-                self.events.publish("container", "start", &rec.id, attrs(&rec));
+                self.events
+                    .publish("container", "start", &rec.id, attrs(&rec));
                 self.watch_monitor(rec.id.clone(), ready.monitor_pid);
                 crate::health::spawn(self, &rec);
                 Ok(())
@@ -405,8 +430,13 @@ impl Engine {
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(|e| EngineError::Internal(format!("cannot spawn the container monitor: {e}")))?;
-        let stdout = child.stdout.take().ok_or_else(|| EngineError::internal("monitor has no stdout"))?;
+            .map_err(|e| {
+                EngineError::Internal(format!("cannot spawn the container monitor: {e}"))
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| EngineError::internal("monitor has no stdout"))?;
         let _ = child.wait();
         let mut line = String::new();
         let _ = std::io::BufReader::new(stdout).read_line(&mut line);
@@ -449,7 +479,9 @@ impl Engine {
         let ms = MonitorState::load(&dir).filter(|s| s.status == "exited");
         let (rec, restart_delay, auto_remove) = {
             let mut slots = self.lock();
-            let Some(slot) = slots.get_mut(id) else { return };
+            let Some(slot) = slots.get_mut(id) else {
+                return;
+            };
             if !slot.rec.state.running {
                 return;
             }
@@ -461,7 +493,11 @@ impl Engine {
                 Some(ms) => {
                     s.exit_code = ms.exit_code as i64;
                     s.oom_killed = ms.oom_killed;
-                    s.finished_at = if ms.finished_at.is_empty() { now() } else { ms.finished_at.clone() };
+                    s.finished_at = if ms.finished_at.is_empty() {
+                        now()
+                    } else {
+                        ms.finished_at.clone()
+                    };
                 }
                 None => {
                     s.exit_code = 255;
@@ -473,7 +509,10 @@ impl Engine {
                 t.abort();
             }
             let exit_code = s.exit_code;
-            let ran_for = slot.started_instant.map(|t| t.elapsed()).unwrap_or_default();
+            let ran_for = slot
+                .started_instant
+                .map(|t| t.elapsed())
+                .unwrap_or_default();
             let policy = &slot.rec.host_config.restart_policy;
             let restart = !slot.removing
                 && !slot.rec.manually_stopped
@@ -535,7 +574,9 @@ impl Engine {
     async fn restart_after_backoff(self: &Arc<Self>, id: &str) {
         {
             let mut slots = self.lock();
-            let Some(slot) = slots.get_mut(id) else { return };
+            let Some(slot) = slots.get_mut(id) else {
+                return;
+            };
             if !slot.rec.state.restarting || slot.removing {
                 return;
             }
@@ -546,7 +587,9 @@ impl Engine {
             tracing::warn!(id, "restart failed: {e}");
             let rec = {
                 let mut slots = self.lock();
-                let Some(slot) = slots.get_mut(id) else { return };
+                let Some(slot) = slots.get_mut(id) else {
+                    return;
+                };
                 slot.rec.state.restarting = false;
                 slot.rec.state.status = "exited".into();
                 slot.rec.clone()
@@ -588,20 +631,33 @@ impl Engine {
                 let rec = slot.rec.clone();
                 drop(slots);
                 self.save(&rec);
-                return Err(EngineError::NotModified(format!("container {key} is not running")));
+                return Err(EngineError::NotModified(format!(
+                    "container {key} is not running"
+                )));
             }
             let signal = prepare::parse_signal(&slot.rec.config.stop_signal)
                 .unwrap_or(nix::sys::signal::Signal::SIGTERM);
             let timeout = timeout.unwrap_or(slot.rec.config.stop_timeout);
-            (id, slot.rec.state.pid as i32, signal, timeout, slot.lifecycle.subscribe())
+            (
+                id,
+                slot.rec.state.pid as i32,
+                signal,
+                timeout,
+                slot.lifecycle.subscribe(),
+            )
         };
         let before = rx.borrow().exits;
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
         let exited = wait_exit(&mut rx, before, Duration::from_secs(timeout)).await;
         if !exited {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             if !wait_exit(&mut rx, before, Duration::from_secs(30)).await {
-                return Err(EngineError::Internal(format!("container {key} did not exit after SIGKILL")));
+                return Err(EngineError::Internal(format!(
+                    "container {key} did not exit after SIGKILL"
+                )));
             }
         }
         if let Ok(rec) = self.record(&id) {
@@ -633,7 +689,9 @@ impl Engine {
             let id = resolve_in(&slots, key)?;
             let slot = slots.get_mut(&id).expect("resolved");
             if !slot.rec.state.running {
-                return Err(EngineError::Conflict(format!("cannot kill container {key}: container is not running")));
+                return Err(EngineError::Conflict(format!(
+                    "cannot kill container {key}: container is not running"
+                )));
             }
             if matches!(sig, nix::sys::signal::Signal::SIGKILL) {
                 slot.rec.manually_stopped = true;
@@ -657,7 +715,8 @@ impl Engine {
         self.start(key).await?;
         let id = self.resolve(key)?;
         if let Ok(rec) = self.record(&id) {
-            self.events.publish("container", "restart", &id, attrs(&rec));
+            self.events
+                .publish("container", "restart", &id, attrs(&rec));
         }
         Ok(())
     }
@@ -673,7 +732,9 @@ impl Engine {
             let id = resolve_in(&slots, key)?;
             let slot = slots.get_mut(&id).expect("resolved");
             if slot.removing {
-                return Err(EngineError::Conflict(format!("removal of container {key} is already in progress")));
+                return Err(EngineError::Conflict(format!(
+                    "removal of container {key} is already in progress"
+                )));
             }
             if slot.rec.state.running && !force {
                 return Err(EngineError::Conflict(format!(
@@ -685,16 +746,26 @@ impl Engine {
             if let Some(t) = slot.restart_task.take() {
                 t.abort();
             }
-            (id, slot.rec.state.running, slot.rec.state.pid as i32, slot.lifecycle.subscribe())
+            (
+                id,
+                slot.rec.state.running,
+                slot.rec.state.pid as i32,
+                slot.lifecycle.subscribe(),
+            )
         };
         if running {
             let before = rx.borrow().exits;
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             if !wait_exit(&mut rx, before, Duration::from_secs(30)).await {
                 if let Some(slot) = self.lock().get_mut(&id) {
                     slot.removing = false;
                 }
-                return Err(EngineError::Internal(format!("container {key} did not exit after SIGKILL")));
+                return Err(EngineError::Internal(format!(
+                    "container {key} did not exit after SIGKILL"
+                )));
             }
         }
         let dir = self.paths.container(&id);
@@ -711,12 +782,15 @@ impl Engine {
             if let Some(slot) = self.lock().get_mut(&id) {
                 slot.removing = false;
             }
-            return Err(EngineError::Internal(format!("cannot remove container {key}: {e}")));
+            return Err(EngineError::Internal(format!(
+                "cannot remove container {key}: {e}"
+            )));
         }
         let slot = self.lock().remove(&id);
         if let Some(slot) = slot {
             slot.lifecycle.send_modify(|l| l.removed = true);
-            self.events.publish("container", "destroy", &id, attrs(&slot.rec));
+            self.events
+                .publish("container", "destroy", &id, attrs(&slot.rec));
         }
         Ok(())
     }
@@ -754,7 +828,11 @@ impl Engine {
         let rec = self.record(key)?;
         let mut args = rec.config.entrypoint.clone();
         args.extend(rec.config.cmd.iter().cloned());
-        let path = if args.is_empty() { String::new() } else { args.remove(0) };
+        let path = if args.is_empty() {
+            String::new()
+        } else {
+            args.remove(0)
+        };
         Ok(ContainerInspect {
             id: rec.id.clone(),
             name: format!("/{}", rec.name),
@@ -763,7 +841,12 @@ impl Engine {
             args,
             state: rec.state.clone(),
             image: rec.image_id.clone(),
-            log_path: self.paths.container(&rec.id).join("container.log").display().to_string(),
+            log_path: self
+                .paths
+                .container(&rec.id)
+                .join("container.log")
+                .display()
+                .to_string(),
             restart_count: rec.restart_count,
             mounts: rec.mounts.clone(),
             config: rec.config.clone(),
@@ -778,7 +861,9 @@ impl Engine {
     /// Loads every container record; reattaches to monitors that are still alive and handles
     /// exits that happened while the engine was down.
     async fn restore(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(self.paths.containers()) else { return };
+        let Ok(entries) = std::fs::read_dir(self.paths.containers()) else {
+            return;
+        };
         let mut attach = Vec::new();
         let mut exited = Vec::new();
         let mut restart = Vec::new();
@@ -801,8 +886,12 @@ impl Engine {
                 }
             } else {
                 let _ = rootfs::unmount_rootfs(&dir);
-                let always = matches!(rec.host_config.restart_policy.name.as_str(), "always" | "unless-stopped");
-                if rec.state.restarting || (always && rec.has_been_started && !rec.manually_stopped) {
+                let always = matches!(
+                    rec.host_config.restart_policy.name.as_str(),
+                    "always" | "unless-stopped"
+                );
+                if rec.state.restarting || (always && rec.has_been_started && !rec.manually_stopped)
+                {
                     restart.push(rec.id.clone());
                 }
             }
@@ -873,7 +962,10 @@ pub(crate) fn resolve_in(slots: &HashMap<String, Slot>, key: &str) -> Result<Str
 /// point outside the container from the host's point of view).
 fn make_workdir(rootfs: &Path, workdir: &str) {
     let mut cur = rootfs.to_path_buf();
-    for part in workdir.split('/').filter(|p| !p.is_empty() && *p != "." && *p != "..") {
+    for part in workdir
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
         cur.push(part);
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => continue,

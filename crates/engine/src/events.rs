@@ -29,7 +29,13 @@ impl EventBus {
         }
     }
 
-    pub fn publish(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+    pub fn publish(
+        &self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let now = chrono::Utc::now();
         let event = Event {
             kind: kind.to_string(),

@@ -36,10 +36,17 @@ pub struct Captured {
 
 impl Engine {
     /// Builds the process spec of an exec: the container's env and identity unless overridden.
-    pub(crate) fn exec_spec(&self, container_key: &str, req: &ExecCreate) -> Result<(String, ExecSpec)> {
+    pub(crate) fn exec_spec(
+        &self,
+        container_key: &str,
+        req: &ExecCreate,
+    ) -> Result<(String, ExecSpec)> {
         let rec = self.record(container_key)?;
         if !rec.state.running {
-            return Err(EngineError::Conflict(format!("container {} is not running", rec.id)));
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         if req.cmd.is_empty() {
             return Err(EngineError::Invalid("no exec command specified".into()));
@@ -123,11 +130,13 @@ impl Engine {
     pub fn exec_start(self: &Arc<Self>, exec_id: &str) -> Result<mpsc::Receiver<Bytes>> {
         let (container_id, spec) = {
             let mut execs = self.execs_lock();
-            let e = execs
-                .get_mut(exec_id)
-                .ok_or_else(|| EngineError::NotFound(format!("no such exec instance: {exec_id}")))?;
+            let e = execs.get_mut(exec_id).ok_or_else(|| {
+                EngineError::NotFound(format!("no such exec instance: {exec_id}"))
+            })?;
             if e.running || e.exit_code.is_some() {
-                return Err(EngineError::Conflict(format!("exec {exec_id} has already been started")));
+                return Err(EngineError::Conflict(format!(
+                    "exec {exec_id} has already been started"
+                )));
             }
             e.running = true;
             (e.container_id.clone(), e.spec.clone())
@@ -160,13 +169,20 @@ impl Engine {
                 e.exit_code = Some(code);
             }
             let msg = serde_json::json!({ "ExitCode": code }).to_string();
-            let _ = tx.send(Bytes::from(encode(StreamKind::System, msg.as_bytes()))).await;
+            let _ = tx
+                .send(Bytes::from(encode(StreamKind::System, msg.as_bytes())))
+                .await;
         });
         Ok(rx)
     }
 
     /// Runs a process in the container and captures its combined output (health checks).
-    pub async fn exec_capture(&self, container_id: &str, spec: &ExecSpec, timeout: Duration) -> Result<Captured> {
+    pub async fn exec_capture(
+        &self,
+        container_id: &str,
+        spec: &ExecSpec,
+        timeout: Duration,
+    ) -> Result<Captured> {
         let mut child = self
             .exec_command(container_id, spec)?
             .spawn()
@@ -227,7 +243,11 @@ fn truncate_output(bytes: &[u8]) -> String {
     text.chars().take(4096).collect()
 }
 
-async fn relay<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>, kind: StreamKind, tx: mpsc::Sender<Bytes>) {
+async fn relay<R: tokio::io::AsyncRead + Unpin>(
+    reader: Option<R>,
+    kind: StreamKind,
+    tx: mpsc::Sender<Bytes>,
+) {
     let Some(mut reader) = reader else { return };
     let mut buf = vec![0u8; 32 * 1024];
     loop {

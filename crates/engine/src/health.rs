@@ -37,8 +37,12 @@ pub fn probe_args(test: &[String]) -> Option<Vec<String>> {
 
 /// Starts the health loop of a freshly started (or restored) container, if it has a check.
 pub fn spawn(engine: &Arc<Engine>, rec: &ContainerRecord) {
-    let Some(cfg) = rec.config.healthcheck.clone() else { return };
-    let Some(args) = probe_args(&cfg.test) else { return };
+    let Some(cfg) = rec.config.healthcheck.clone() else {
+        return;
+    };
+    let Some(args) = probe_args(&cfg.test) else {
+        return;
+    };
     let engine2 = engine.clone();
     let id = rec.id.clone();
     let spec = ExecSpec {
@@ -60,7 +64,11 @@ pub fn spawn(engine: &Arc<Engine>, rec: &ContainerRecord) {
 async fn run(engine: Arc<Engine>, id: String, cfg: HealthConfig, spec: ExecSpec) {
     let interval = nanos_or(cfg.interval, DEFAULT_INTERVAL);
     let timeout = nanos_or(cfg.timeout, DEFAULT_TIMEOUT);
-    let retries = if cfg.retries == 0 { DEFAULT_RETRIES } else { cfg.retries };
+    let retries = if cfg.retries == 0 {
+        DEFAULT_RETRIES
+    } else {
+        cfg.retries
+    };
     let start_period = Duration::from_nanos(cfg.start_period);
     let started = Instant::now();
     loop {
@@ -81,7 +89,9 @@ async fn run(engine: Arc<Engine>, id: String, cfg: HealthConfig, spec: ExecSpec)
         let in_start_period = started.elapsed() < start_period;
         let (changed, rec) = {
             let mut slots = engine.lock();
-            let Some(slot) = slots.get_mut(&id) else { return };
+            let Some(slot) = slots.get_mut(&id) else {
+                return;
+            };
             if !slot.rec.state.running {
                 return;
             }
@@ -110,7 +120,12 @@ async fn run(engine: Arc<Engine>, id: String, cfg: HealthConfig, spec: ExecSpec)
         };
         let _ = rec.save(&engine.paths.container(&id));
         if changed {
-            let status = rec.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
+            let status = rec
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.clone())
+                .unwrap_or_default();
             let mut attrs = std::collections::BTreeMap::new();
             attrs.insert("name".into(), rec.name.clone());
             engine

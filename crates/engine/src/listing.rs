@@ -35,7 +35,11 @@ fn secs_since(rfc3339: &str) -> i64 {
 pub fn status_text(rec: &ContainerRecord) -> String {
     let s = &rec.state;
     if s.restarting {
-        return format!("Restarting ({}) {} ago", s.exit_code, human_duration(secs_since(&s.finished_at)));
+        return format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(secs_since(&s.finished_at))
+        );
     }
     if s.running {
         let health = s
@@ -49,7 +53,11 @@ pub fn status_text(rec: &ContainerRecord) -> String {
         return format!("Up {}{health}", human_duration(secs_since(&s.started_at)));
     }
     if rec.has_been_started {
-        return format!("Exited ({}) {} ago", s.exit_code, human_duration(secs_since(&s.finished_at)));
+        return format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            human_duration(secs_since(&s.finished_at))
+        );
     }
     "Created".into()
 }
@@ -79,8 +87,10 @@ pub fn matches(rec: &ContainerRecord, filters: &HashMap<String, Vec<String>>) ->
             continue;
         }
         let ok = match key.as_str() {
-            "status" => values.iter().any(|v| *v == rec.state.status),
-            "name" => values.iter().any(|v| rec.name.contains(v.trim_start_matches('/'))),
+            "status" => values.contains(&rec.state.status),
+            "name" => values
+                .iter()
+                .any(|v| rec.name.contains(v.trim_start_matches('/'))),
             "id" => values.iter().any(|v| rec.id.starts_with(v)),
             "label" => values.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => rec.config.labels.get(k).map(|x| x == val).unwrap_or(false),
@@ -89,21 +99,30 @@ pub fn matches(rec: &ContainerRecord, filters: &HashMap<String, Vec<String>>) ->
             "ancestor" => values.iter().any(|v| {
                 *v == rec.config.image
                     || rec.image_id == *v
-                    || rec.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))
+                    || rec
+                        .image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
                     || format!("{v}:latest") == rec.config.image
             }),
             "exited" => {
                 !rec.state.running
                     && rec.has_been_started
-                    && values.iter().any(|v| v.parse::<i64>().ok() == Some(rec.state.exit_code))
+                    && values
+                        .iter()
+                        .any(|v| v.parse::<i64>().ok() == Some(rec.state.exit_code))
             }
             "health" => values.iter().any(|v| {
-                rec.state.health.as_ref().map(|h| h.status == *v).unwrap_or(v == "none")
+                rec.state
+                    .health
+                    .as_ref()
+                    .map(|h| h.status == *v)
+                    .unwrap_or(v == "none")
             }),
             other => {
                 return Err(EngineError::Invalid(format!(
-                    "invalid filter {other:?}: use status, name, id, label, ancestor, exited or health"
-                )))
+                "invalid filter {other:?}: use status, name, id, label, ancestor, exited or health"
+            )))
             }
         };
         if !ok {
@@ -114,7 +133,11 @@ pub fn matches(rec: &ContainerRecord, filters: &HashMap<String, Vec<String>>) ->
 }
 
 impl Engine {
-    pub fn list(&self, all: bool, filters: &HashMap<String, Vec<String>>) -> Result<Vec<ContainerSummary>> {
+    pub fn list(
+        &self,
+        all: bool,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
         for rec in self.records() {
             if (all || rec.state.running || !filters.is_empty() && filters.contains_key("status"))

@@ -182,7 +182,10 @@ mod tests {
             .iter()
             .map(|r| r.log.trim().trim_start_matches("line ").parse().unwrap())
             .collect();
-        assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "in order: {nums:?}");
+        assert!(
+            nums.windows(2).all(|w| w[1] == w[0] + 1),
+            "in order: {nums:?}"
+        );
         assert_eq!(*nums.last().unwrap(), 19);
     }
 }

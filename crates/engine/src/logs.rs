@@ -34,7 +34,9 @@ fn frame(rec: &LogRecord, opts: &LogOptions) -> Option<Bytes> {
         _ => return None,
     };
     if let Some(since) = opts.since {
-        let t = chrono::DateTime::parse_from_rfc3339(&rec.time).map(|t| t.timestamp()).unwrap_or(0);
+        let t = chrono::DateTime::parse_from_rfc3339(&rec.time)
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
         if t < since {
             return None;
         }
@@ -71,12 +73,22 @@ impl Engine {
         let path = self.paths.container(&id).join("container.log");
         let (tx, rx) = mpsc::channel(256);
         let engine = self.clone();
-        std::thread::spawn(move || follow_file(engine, id, path, opts, tx));
+        let wake = self.lifecycle_receiver(&id);
+        let handle = tokio::runtime::Handle::current();
+        std::thread::spawn(move || follow_file(engine, id, path, opts, tx, wake, handle));
         Ok(rx)
     }
 }
 
-fn follow_file(engine: Arc<Engine>, id: String, path: PathBuf, opts: LogOptions, tx: mpsc::Sender<Bytes>) {
+fn follow_file(
+    engine: Arc<Engine>,
+    id: String,
+    path: PathBuf,
+    opts: LogOptions,
+    tx: mpsc::Sender<Bytes>,
+    mut wake: Option<tokio::sync::watch::Receiver<crate::engine::Lifecycle>>,
+    handle: tokio::runtime::Handle,
+) {
     let files = files_oldest_first(&path);
     let mut records = Vec::new();
     for f in files.iter().filter(|f| **f != path) {
@@ -89,7 +101,10 @@ fn follow_file(engine: Arc<Engine>, id: String, path: PathBuf, opts: LogOptions,
     if let Some(r) = current.as_mut() {
         parse_lines(r, &mut partial, &mut records);
     }
-    let skip = opts.tail.map(|n| records.len().saturating_sub(n)).unwrap_or(0);
+    let skip = opts
+        .tail
+        .map(|n| records.len().saturating_sub(n))
+        .unwrap_or(0);
     for rec in records.iter().skip(skip) {
         if let Some(f) = frame(rec, &opts) {
             if tx.blocking_send(f).is_err() {
@@ -105,7 +120,9 @@ fn follow_file(engine: Arc<Engine>, id: String, path: PathBuf, opts: LogOptions,
         // Keep following while the container runs, and for a container that has not run yet
         // (attach before start) until its first exit.
         let running = match engine.follow_state(&id) {
-            Some((active, exits, status)) => active || (status == "created" && exits == exits_at_start),
+            Some((active, exits, status)) => {
+                active || (status == "created" && exits == exits_at_start)
+            }
             None => false,
         };
         let mut fresh = Vec::new();
@@ -141,6 +158,17 @@ fn follow_file(engine: Arc<Engine>, id: String, path: PathBuf, opts: LogOptions,
         if tx.is_closed() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // New output is picked up every 50 ms; an exit wakes the follower at once.
+        match wake.as_mut() {
+            Some(rx) => {
+                let changed = handle.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(50), rx.changed()).await
+                });
+                if let Ok(Err(_)) = changed {
+                    wake = None;
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
 }

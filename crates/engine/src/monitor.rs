@@ -201,6 +201,7 @@ fn run(dir: &Path, config: &MonitorConfig) {
         error: None,
     });
     close_ready_channel();
+    shed_startup_memory();
 
     let mut log = LogWriter::open(&config.log_path, config.log_max_size, config.log_max_files).ok();
     let exit_code = pump(pid, out_r, err_r, &mut log);
@@ -212,6 +213,44 @@ fn run(dir: &Path, config: &MonitorConfig) {
     state.exit_code = exit_code;
     state.finished_at = now_rfc3339_nanos();
     state.save(dir);
+}
+
+/// The monitor lives as long as its container: once the container runs, give back what
+/// starting it took (libcontainer's heap, code pages never touched again), so an idle monitor
+/// costs little memory.
+fn shed_startup_memory() {
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        // Only clean, file-backed, read-only or executable mappings: dropping them from this
+        // process's page tables is always safe (they are refaulted from the page cache).
+        if perms.contains('w') || fields.nth(3).is_none() {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: MADV_PAGEOUT is advisory and only affects residency of this mapping's
+        // pages; the contents stay valid.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
+        }
+    }
 }
 
 /// Copies the container's output into the log until it exits; returns its exit code.
@@ -279,7 +318,9 @@ fn pump(pid: i32, out_r: OwnedFd, err_r: OwnedFd, log: &mut Option<LogWriter>) -
                         let _ = l.write(name, line);
                     }
                 });
-            } else if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
+            } else if n == 0
+                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+            {
                 splitter.finish(|line| {
                     if let Some(l) = log.as_mut() {
                         let _ = l.write(name, line);
@@ -307,7 +348,8 @@ fn pump(pid: i32, out_r: OwnedFd, err_r: OwnedFd, log: &mut Option<LogWriter>) -
             if exit_code.is_some() {
                 // Everything else in the container's PID namespace is killed with its init;
                 // give the pipes a moment to drain, but never hang on a leaked descriptor.
-                drain_deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+                drain_deadline =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
             }
         }
     }

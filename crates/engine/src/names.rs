@@ -8,9 +8,30 @@ const ADJECTIVES: &[&str] = &[
     "stoic", "tender", "upbeat", "vibrant", "wizardly", "zealous",
 ];
 const NAMES: &[&str] = &[
-    "albattani", "babbage", "curie", "darwin", "einstein", "fermi", "galileo", "hopper",
-    "hypatia", "johnson", "kepler", "lovelace", "meitner", "newton", "noether", "pascal",
-    "ritchie", "shannon", "tesla", "thompson", "torvalds", "turing", "wozniak", "yalow",
+    "albattani",
+    "babbage",
+    "curie",
+    "darwin",
+    "einstein",
+    "fermi",
+    "galileo",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "lovelace",
+    "meitner",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wozniak",
+    "yalow",
 ];
 
 /// A new 64-hex-digit container id.

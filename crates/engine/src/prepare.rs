@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_engine_client::{ContainerConfig, ContainerCreate, HealthConfig, ImageConfig, MountPoint};
+use berth_engine_client::{
+    ContainerConfig, ContainerCreate, HealthConfig, ImageConfig, MountPoint,
+};
 use berth_runtime::spec::{MountInput, MountKind, NetworkMode, SpecInput, UlimitInput};
 
 use crate::error::{EngineError, Result};
@@ -84,7 +86,11 @@ pub fn effective_config(
         env,
         cmd,
         entrypoint,
-        working_dir: if working_dir.is_empty() { "/".into() } else { working_dir },
+        working_dir: if working_dir.is_empty() {
+            "/".into()
+        } else {
+            working_dir
+        },
         image: req.image.clone(),
         labels,
         stop_signal,
@@ -133,8 +139,7 @@ fn merge_health(req: Option<&HealthConfig>, image: Option<&HealthConfig>) -> Opt
 
 fn validate_hostname(h: &str) -> Result<()> {
     let ok = h.len() <= 64
-        && h
-            .split('.')
+        && h.split('.')
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     if ok {
         Ok(())
@@ -151,7 +156,11 @@ pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
         return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
@@ -164,10 +173,17 @@ pub fn validate_host_config(req: &ContainerCreate) -> Result<()> {
         ));
     }
     if hc.memory_reservation < 0 || hc.memory < 0 {
-        return Err(EngineError::Invalid("memory values cannot be negative".into()));
+        return Err(EngineError::Invalid(
+            "memory values cannot be negative".into(),
+        ));
     }
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
-    if hc.nano_cpus < 0 || (hc.nano_cpus > 0 && hc.nano_cpus < 10_000_000) || hc.nano_cpus > cpus * 1_000_000_000 {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    if hc.nano_cpus < 0
+        || (hc.nano_cpus > 0 && hc.nano_cpus < 10_000_000)
+        || hc.nano_cpus > cpus * 1_000_000_000
+    {
         return Err(EngineError::Invalid(format!(
             "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         )));
@@ -298,7 +314,9 @@ pub fn resolve_user(user: &str, dir: &Path, layers: &[PathBuf]) -> Result<(u32, 
                 .lines()
                 .find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .ok_or_else(|| {
                     EngineError::Invalid(format!(
@@ -483,15 +501,27 @@ pub fn spec_input(
 }
 
 /// The mounts `inspect` shows.
-pub fn mount_points(binds: &[String], tmpfs: &BTreeMap<String, String>, volumes_root: &Path) -> Result<Vec<MountPoint>> {
+pub fn mount_points(
+    binds: &[String],
+    tmpfs: &BTreeMap<String, String>,
+    volumes_root: &Path,
+) -> Result<Vec<MountPoint>> {
     let mut out = Vec::new();
     for b in binds {
         let bind = parse_bind(b)?;
         out.push(MountPoint {
             kind: if bind.is_volume { "volume" } else { "bind" }.into(),
-            name: if bind.is_volume { bind.source.clone() } else { String::new() },
+            name: if bind.is_volume {
+                bind.source.clone()
+            } else {
+                String::new()
+            },
             source: if bind.is_volume {
-                volumes_root.join(&bind.source).join("_data").display().to_string()
+                volumes_root
+                    .join(&bind.source)
+                    .join("_data")
+                    .display()
+                    .to_string()
             } else {
                 bind.source.clone()
             },
@@ -545,25 +575,41 @@ mod tests {
         let c = effective_config(&req, &image(&["/entry"], &["arg"]), ID).unwrap();
         assert_eq!(c.entrypoint, vec!["/entry"]);
         assert_eq!(c.cmd, vec!["other"]);
-        assert_eq!(c.env, vec!["PATH=/bin", "A=2", "B=3", "HOSTNAME=0123456789ab"]);
+        assert_eq!(
+            c.env,
+            vec!["PATH=/bin", "A=2", "B=3", "HOSTNAME=0123456789ab"]
+        );
         assert_eq!(c.stop_signal, "SIGTERM");
         assert_eq!(c.hostname, "0123456789ab");
     }
 
     #[test]
     fn no_command_is_an_error() {
-        let req = ContainerCreate { image: "x".into(), ..Default::default() };
+        let req = ContainerCreate {
+            image: "x".into(),
+            ..Default::default()
+        };
         let err = effective_config(&req, &image(&[], &[]), ID).unwrap_err();
         assert!(err.to_string().contains("no command specified"));
     }
 
     #[test]
     fn health_merge_and_none() {
-        let img = HealthConfig { test: vec!["CMD".into(), "true".into()], interval: 5, ..Default::default() };
-        let req = HealthConfig { retries: 7, ..Default::default() };
+        let img = HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 5,
+            ..Default::default()
+        };
+        let req = HealthConfig {
+            retries: 7,
+            ..Default::default()
+        };
         let m = merge_health(Some(&req), Some(&img)).unwrap();
         assert_eq!((m.interval, m.retries), (5, 7));
-        let none = HealthConfig { test: vec!["NONE".into()], ..Default::default() };
+        let none = HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
         assert!(merge_health(Some(&none), Some(&img)).is_none());
     }
 
@@ -605,13 +651,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layer = dir.path().join("layer");
         std::fs::create_dir_all(layer.join("etc")).unwrap();
-        std::fs::write(layer.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\n").unwrap();
-        std::fs::write(layer.join("etc/group"), "root:x:0:\nweb:x:1000:\nstaff:x:50:web\n").unwrap();
+        std::fs::write(
+            layer.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            layer.join("etc/group"),
+            "root:x:0:\nweb:x:1000:\nstaff:x:50:web\n",
+        )
+        .unwrap();
         let layers = vec![layer];
-        assert_eq!(resolve_user("web", dir.path(), &layers).unwrap(), (1000, 1000, vec![50]));
-        assert_eq!(resolve_user("1000:50", dir.path(), &layers).unwrap(), (1000, 50, vec![]));
-        assert_eq!(resolve_user("4242", dir.path(), &layers).unwrap(), (4242, 0, vec![]));
-        assert_eq!(resolve_user("web:staff", dir.path(), &layers).unwrap().1, 50);
+        assert_eq!(
+            resolve_user("web", dir.path(), &layers).unwrap(),
+            (1000, 1000, vec![50])
+        );
+        assert_eq!(
+            resolve_user("1000:50", dir.path(), &layers).unwrap(),
+            (1000, 50, vec![])
+        );
+        assert_eq!(
+            resolve_user("4242", dir.path(), &layers).unwrap(),
+            (4242, 0, vec![])
+        );
+        assert_eq!(
+            resolve_user("web:staff", dir.path(), &layers).unwrap().1,
+            50
+        );
         assert!(resolve_user("nobody-here", dir.path(), &layers).is_err());
     }
 }

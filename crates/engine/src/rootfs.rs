@@ -53,7 +53,12 @@ pub fn unmount_rootfs(dir: &Path) -> std::io::Result<()> {
         match umount2(&target, MntFlags::MNT_DETACH) {
             // Unmounted concurrently (exit handling and removal race): nothing left to do.
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(std::io::Error::other(format!("unmount {}: {e}", target.display()))),
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "unmount {}: {e}",
+                    target.display()
+                )))
+            }
         }
     }
     Ok(())

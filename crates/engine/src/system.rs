@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use berth_engine_client::{ContainerStats, ContainerUsage, DiskUsage, PruneReport, TopResponse, VolumeUsage};
+use berth_engine_client::{
+    ContainerStats, ContainerUsage, DiskUsage, PruneReport, TopResponse, VolumeUsage,
+};
 use berth_runtime::cgroups::Cgroup;
 
 use crate::engine::Engine;
@@ -16,7 +18,12 @@ fn system_cpu_ns() -> u64 {
     let ticks: u64 = text
         .lines()
         .next()
-        .map(|l| l.split_whitespace().skip(1).filter_map(|v| v.parse::<u64>().ok()).sum())
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
@@ -36,7 +43,9 @@ fn host_memory() -> u64 {
 impl Engine {
     pub fn stats(&self, key: &str) -> Result<ContainerStats> {
         let rec = self.record(key)?;
-        let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
         let mut out = ContainerStats {
             id: rec.id.clone(),
             name: format!("/{}", rec.name),
@@ -64,7 +73,9 @@ impl Engine {
     pub async fn top(&self, key: &str) -> Result<TopResponse> {
         let rec = self.record(key)?;
         if !rec.state.running {
-            return Err(EngineError::Conflict(format!("container {key} is not running")));
+            return Err(EngineError::Conflict(format!(
+                "container {key} is not running"
+            )));
         }
         let pids: HashSet<String> = Cgroup::new(&rec.cgroup_path())
             .pids()
@@ -107,14 +118,23 @@ impl Engine {
     fn volumes_in_use(&self) -> HashSet<String> {
         self.records()
             .into_iter()
-            .flat_map(|r| r.mounts.into_iter().filter(|m| m.kind == "volume").map(|m| m.name))
+            .flat_map(|r| {
+                r.mounts
+                    .into_iter()
+                    .filter(|m| m.kind == "volume")
+                    .map(|m| m.name)
+            })
             .collect()
     }
 
     pub fn volume_in_use_by(&self, name: &str) -> Vec<String> {
         self.records()
             .into_iter()
-            .filter(|r| r.mounts.iter().any(|m| m.kind == "volume" && m.name == name))
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
             .map(|r| r.id)
             .collect()
     }
@@ -188,7 +208,8 @@ impl Engine {
             .await
             .map_err(EngineError::internal)??;
         for id in &report.images_deleted {
-            self.events.publish("image", "delete", id, Default::default());
+            self.events
+                .publish("image", "delete", id, Default::default());
         }
         Ok(report)
     }
@@ -202,7 +223,8 @@ impl Engine {
             }
             let size = self.volumes.size(&v.name);
             if self.volumes.remove(&v.name).is_ok() {
-                self.events.publish("volume", "destroy", &v.name, Default::default());
+                self.events
+                    .publish("volume", "destroy", &v.name, Default::default());
                 report.volumes_deleted.push(v.name);
                 report.space_reclaimed += size;
             }

@@ -216,6 +216,13 @@ pub fn cleanup_root(root: &Path) {
             }
         }
     }
+    // The shared parent cgroups go too once no engine's containers use them.
+    for ctrl in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified", "",
+    ] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctrl).join("berth"));
+    }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<&str> = mounts
         .lines()
