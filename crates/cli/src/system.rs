@@ -48,6 +48,9 @@ pub struct EventsArgs {
     /// Filter output based on conditions provided (key=value).
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
+    /// Format each event with a Go template (e.g. `{{json .}}`).
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// Runs a `system` subcommand.
@@ -289,8 +292,12 @@ pub async fn events(client: &EngineClient, args: EventsArgs) -> Result<i32> {
             item = stream.next() => match item {
                 None => return Ok(0),
                 Some(Ok(e)) => {
+                    let line = match &args.format {
+                        Some(t) => crate::template::render(t, &serde_json::to_value(&e)?)?,
+                        None => format_event(&e),
+                    };
                     let mut out = std::io::stdout().lock();
-                    if writeln!(out, "{}", format_event(&e)).is_err() || out.flush().is_err() {
+                    if writeln!(out, "{line}").is_err() || out.flush().is_err() {
                         return Ok(0);
                     }
                 }

@@ -349,7 +349,6 @@ impl Template {
 }
 
 /// Parses and renders in one go.
-#[cfg(test)]
 pub fn render(src: &str, data: &Value) -> Result<String> {
     Template::parse(src)?.render(data)
 }
