@@ -1,0 +1,354 @@
+//! The read-only cluster view the scheduler decides on.
+//!
+//! The control plane builds it from its store ([`InstanceSpec`] is the owned, wire-like form)
+//! and the view keeps each instance compact: attribute names and values, agent versions and
+//! task groups are interned ([`Sym`]), attributes and ports are sorted boxed slices, and running
+//! tasks are kept as (group, count) pairs. A realistic instance (30 attributes, a dozen tasks)
+//! takes well under 2 KiB (see docs/benchmarks.md).
+
+use crate::intern::{Interner, Sym};
+use crate::util::Version;
+
+/// Ports the ECS agent reserves on every instance by default.
+pub const DEFAULT_RESERVED_PORTS: [u16; 5] = [22, 2375, 2376, 51678, 51679];
+
+/// A container instance's status; only `Active` instances get tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InstanceStatus {
+    Active,
+    Draining,
+    Registering,
+    Deregistering,
+    RegistrationFailed,
+    Inactive,
+}
+
+impl InstanceStatus {
+    /// ECS's spelling (`ACTIVE`, `DRAINING`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Active => "ACTIVE",
+            InstanceStatus::Draining => "DRAINING",
+            InstanceStatus::Registering => "REGISTERING",
+            InstanceStatus::Deregistering => "DEREGISTERING",
+            InstanceStatus::RegistrationFailed => "REGISTRATION_FAILED",
+            InstanceStatus::Inactive => "INACTIVE",
+        }
+    }
+}
+
+/// CPU units (1024 per vCPU) and memory in MiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Resources {
+    pub cpu: u32,
+    pub memory: u32,
+}
+
+/// Transport protocol of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// The owned description of one container instance, as the control plane stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// The container instance ARN.
+    pub arn: String,
+    /// The EC2 (or host) instance id, subject `ec2InstanceId`.
+    pub ec2_instance_id: String,
+    pub status: InstanceStatus,
+    pub agent_connected: bool,
+    /// Registration time, seconds since the Unix epoch (subject `registeredAt`).
+    pub registered_at: i64,
+    pub agent_version: String,
+    /// Attributes: name and optional value (`ecs.availability-zone` = `us-east-1a`).
+    pub attributes: Vec<(String, Option<String>)>,
+    pub registered: Resources,
+    pub remaining: Resources,
+    /// TCP host ports not available: reserved at registration plus those running tasks use.
+    pub used_tcp_ports: Vec<u16>,
+    /// UDP host ports not available.
+    pub used_udp_ports: Vec<u16>,
+    /// The group (`service:web`, `family:batch`) of each running task on the instance.
+    pub task_groups: Vec<String>,
+}
+
+impl InstanceSpec {
+    /// An ACTIVE, connected instance with the given resources, the default reserved ports and
+    /// no attributes or tasks.
+    pub fn new(
+        arn: impl Into<String>,
+        ec2_instance_id: impl Into<String>,
+        cpu: u32,
+        memory: u32,
+    ) -> Self {
+        InstanceSpec {
+            arn: arn.into(),
+            ec2_instance_id: ec2_instance_id.into(),
+            status: InstanceStatus::Active,
+            agent_connected: true,
+            registered_at: 0,
+            agent_version: String::new(),
+            attributes: Vec::new(),
+            registered: Resources { cpu, memory },
+            remaining: Resources { cpu, memory },
+            used_tcp_ports: DEFAULT_RESERVED_PORTS.to_vec(),
+            used_udp_ports: Vec::new(),
+            task_groups: Vec::new(),
+        }
+    }
+
+    /// Adds an attribute (builder style).
+    pub fn attribute(mut self, name: impl Into<String>, value: Option<&str>) -> Self {
+        self.attributes
+            .push((name.into(), value.map(str::to_owned)));
+        self
+    }
+}
+
+/// One instance inside a [`ClusterView`]: compact, interned, read-only.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub(crate) arn: Box<str>,
+    pub(crate) ec2_instance_id: Box<str>,
+    /// Sorted by name; a missing value is [`Sym::EMPTY`].
+    pub(crate) attributes: Box<[(Sym, Sym)]>,
+    /// Sorted by group.
+    pub(crate) tasks: Box<[(Sym, u32)]>,
+    pub(crate) tcp_ports: Box<[u16]>,
+    pub(crate) udp_ports: Box<[u16]>,
+    pub(crate) registered_at: i64,
+    pub(crate) agent_version: Sym,
+    pub(crate) version: Version,
+    pub(crate) registered: Resources,
+    pub(crate) remaining: Resources,
+    pub(crate) running_tasks: u32,
+    pub(crate) status: InstanceStatus,
+    pub(crate) agent_connected: bool,
+}
+
+impl Instance {
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+    pub fn ec2_instance_id(&self) -> &str {
+        &self.ec2_instance_id
+    }
+    pub fn status(&self) -> InstanceStatus {
+        self.status
+    }
+    pub fn agent_connected(&self) -> bool {
+        self.agent_connected
+    }
+    pub fn registered_at(&self) -> i64 {
+        self.registered_at
+    }
+    pub fn registered(&self) -> Resources {
+        self.registered
+    }
+    pub fn remaining(&self) -> Resources {
+        self.remaining
+    }
+    pub fn running_tasks_count(&self) -> u32 {
+        self.running_tasks
+    }
+    /// Used TCP or UDP host ports, sorted.
+    pub fn used_ports(&self, protocol: Protocol) -> &[u16] {
+        match protocol {
+            Protocol::Tcp => &self.tcp_ports,
+            Protocol::Udp => &self.udp_ports,
+        }
+    }
+    /// Whether `port` is free for `protocol`.
+    pub fn port_free(&self, protocol: Protocol, port: u16) -> bool {
+        self.used_ports(protocol).binary_search(&port).is_err()
+    }
+    /// The value symbol of attribute `name` (`Some(Sym::EMPTY)` for a valueless attribute).
+    pub(crate) fn attribute(&self, name: Sym) -> Option<Sym> {
+        if self.attributes.len() <= 8 {
+            return self
+                .attributes
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v);
+        }
+        self.attributes
+            .binary_search_by_key(&name, |(n, _)| *n)
+            .ok()
+            .map(|i| self.attributes[i].1)
+    }
+    /// How many running tasks of group `group` the instance has.
+    pub(crate) fn group_count(&self, group: Option<Sym>) -> u32 {
+        let Some(group) = group else { return 0 };
+        self.tasks
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+/// A read-only snapshot of a cluster's container instances.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    pub(crate) strings: Interner,
+    pub(crate) instances: Vec<Instance>,
+}
+
+impl ClusterView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a view from owned instance descriptions (their order is the index order).
+    pub fn from_specs<I: IntoIterator<Item = InstanceSpec>>(specs: I) -> Self {
+        let mut view = ClusterView::new();
+        for spec in specs {
+            view.push(&spec);
+        }
+        view
+    }
+
+    /// Adds an instance and returns its index.
+    pub fn push(&mut self, spec: &InstanceSpec) -> usize {
+        let mut attributes: Vec<(Sym, Sym)> = spec
+            .attributes
+            .iter()
+            .map(|(n, v)| {
+                let n = self.strings.intern(n);
+                let v = v.as_deref().map_or(Sym::EMPTY, |v| self.strings.intern(v));
+                (n, v)
+            })
+            .collect();
+        attributes.sort_unstable();
+        attributes.dedup_by_key(|(n, _)| *n);
+        let mut tasks: Vec<(Sym, u32)> = Vec::new();
+        for g in &spec.task_groups {
+            let g = self.strings.intern(g);
+            match tasks.iter_mut().find(|(s, _)| *s == g) {
+                Some((_, c)) => *c += 1,
+                None => tasks.push((g, 1)),
+            }
+        }
+        tasks.sort_unstable();
+        let sorted = |ports: &[u16]| {
+            let mut p = ports.to_vec();
+            p.sort_unstable();
+            p.dedup();
+            p.into_boxed_slice()
+        };
+        let instance = Instance {
+            arn: spec.arn.as_str().into(),
+            ec2_instance_id: spec.ec2_instance_id.as_str().into(),
+            attributes: attributes.into_boxed_slice(),
+            tasks: tasks.into_boxed_slice(),
+            tcp_ports: sorted(&spec.used_tcp_ports),
+            udp_ports: sorted(&spec.used_udp_ports),
+            registered_at: spec.registered_at,
+            agent_version: self.strings.intern(&spec.agent_version),
+            version: Version::parse(&spec.agent_version).unwrap_or_default(),
+            registered: spec.registered,
+            remaining: spec.remaining,
+            running_tasks: u32::try_from(spec.task_groups.len()).unwrap_or(u32::MAX),
+            status: spec.status,
+            agent_connected: spec.agent_connected,
+        };
+        self.instances.push(instance);
+        self.instances.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    pub fn instance(&self, index: usize) -> Option<&Instance> {
+        self.instances.get(index)
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    /// The string of an interned symbol of this view.
+    pub fn resolve(&self, sym: Sym) -> &str {
+        self.strings.resolve(sym)
+    }
+
+    /// An instance's attribute value (`Some("")` for a valueless attribute).
+    pub fn attribute(&self, index: usize, name: &str) -> Option<&str> {
+        let name = self.strings.get(name)?;
+        let v = self.instances.get(index)?.attribute(name)?;
+        Some(self.strings.resolve(v))
+    }
+
+    /// The agent version string of an instance.
+    pub fn agent_version(&self, index: usize) -> &str {
+        self.instances
+            .get(index)
+            .map_or("", |i| self.strings.resolve(i.agent_version))
+    }
+
+    /// How many running tasks of `group` an instance has.
+    pub fn group_count(&self, index: usize, group: &str) -> u32 {
+        self.instances
+            .get(index)
+            .map_or(0, |i| i.group_count(self.strings.get(group)))
+    }
+
+    /// Records a task of `group` started on instance `index` with the given reservation and host
+    /// ports: how a caller applies a placement decision to its snapshot.
+    /// Returns false (and changes nothing) for an unknown index or insufficient resources.
+    pub fn start_task(
+        &mut self,
+        index: usize,
+        group: &str,
+        reservation: Resources,
+        ports: &[(Protocol, u16)],
+    ) -> bool {
+        let g = self.strings.intern(group);
+        let Some(inst) = self.instances.get_mut(index) else {
+            return false;
+        };
+        if inst.remaining.cpu < reservation.cpu || inst.remaining.memory < reservation.memory {
+            return false;
+        }
+        inst.remaining.cpu -= reservation.cpu;
+        inst.remaining.memory -= reservation.memory;
+        inst.running_tasks = inst.running_tasks.saturating_add(1);
+        let mut tasks = inst.tasks.to_vec();
+        match tasks.iter_mut().find(|(s, _)| *s == g) {
+            Some((_, c)) => *c += 1,
+            None => {
+                tasks.push((g, 1));
+                tasks.sort_unstable();
+            }
+        }
+        inst.tasks = tasks.into_boxed_slice();
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            let add: Vec<u16> = ports
+                .iter()
+                .filter(|(p, _)| *p == proto)
+                .map(|(_, n)| *n)
+                .collect();
+            if add.is_empty() {
+                continue;
+            }
+            let slot = match proto {
+                Protocol::Tcp => &mut inst.tcp_ports,
+                Protocol::Udp => &mut inst.udp_ports,
+            };
+            let mut v = slot.to_vec();
+            v.extend(add);
+            v.sort_unstable();
+            v.dedup();
+            *slot = v.into_boxed_slice();
+        }
+        true
+    }
+}
