@@ -5,13 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release -p berth
-BERTH=$PWD/target/release/berth
+BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 SOCK=/run/berth/engine.sock
 if ! "$BERTH" version >/dev/null 2>&1; then
   mkdir -p /var/log/berth
   nohup "$BERTH" engine >/var/log/berth/engine.log 2>&1 &
+  ENGINE_PID=$!
   for _ in $(seq 100); do [ -S "$SOCK" ] && "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "berth engine started (pid $!), log in /var/log/berth/engine.log"
+  if ! "$BERTH" version >/dev/null 2>&1; then
+    echo "berth engine did not start; its log:" >&2
+    cat /var/log/berth/engine.log >&2
+    exit 1
+  fi
+  echo "berth engine started (pid $ENGINE_PID), log in /var/log/berth/engine.log"
 fi
 if ! "$BERTH" image inspect busybox >/dev/null 2>&1; then
   ROOTFS=$(mktemp -d)
