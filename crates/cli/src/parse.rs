@@ -252,30 +252,13 @@ pub fn parse_tmpfs(spec: &str) -> Result<(String, String)> {
     Ok((path.to_string(), opts.to_string()))
 }
 
-const ULIMITS: &[&str] = &[
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
 
 /// `--ulimit nofile=1024:2048` (or `nofile=1024`, soft = hard).
 pub fn parse_ulimit(spec: &str) -> Result<Ulimit> {
     let (name, value) = spec
         .split_once('=')
         .ok_or_else(|| anyhow!("invalid ulimit argument {spec:?}: expected NAME=SOFT[:HARD]"))?;
-    if !ULIMITS.contains(&name) {
+    if !berth_runtime::spec::ULIMIT_NAMES.contains(&name) {
         bail!("invalid ulimit type: {name}");
     }
     let num = |v: &str| -> Result<u64> {
