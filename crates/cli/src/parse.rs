@@ -252,7 +252,6 @@ pub fn parse_tmpfs(spec: &str) -> Result<(String, String)> {
     Ok((path.to_string(), opts.to_string()))
 }
 
-
 /// `--ulimit nofile=1024:2048` (or `nofile=1024`, soft = hard).
 pub fn parse_ulimit(spec: &str) -> Result<Ulimit> {
     let (name, value) = spec

@@ -74,6 +74,24 @@ fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &str) -> Re
 
 const RAW_STREAM: &str = "application/vnd.docker.multiplexed-stream";
 
+/// Parses a JSON body; `null` fields count as absent (Docker clients send many of them).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, EngineError> {
+    fn strip_nulls(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, x| !x.is_null());
+                map.values_mut().for_each(strip_nulls);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| EngineError::Invalid(format!("invalid {what}: {e}")))?;
+    strip_nulls(&mut value);
+    serde_json::from_value(value).map_err(|e| EngineError::Invalid(format!("invalid {what}: {e}")))
+}
+
 fn flag(v: &Option<String>) -> bool {
     matches!(
         v.as_deref(),
@@ -182,8 +200,7 @@ async fn create_container(
     Query(q): Query<NameQuery>,
     body: Bytes,
 ) -> ApiResult {
-    let req: ContainerCreate = serde_json::from_slice(&body)
-        .map_err(|e| EngineError::Invalid(format!("invalid container config: {e}")))?;
+    let req: ContainerCreate = parse_body(&body, "container config")?;
     let created = engine.create(req, q.name).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -379,8 +396,7 @@ async fn exec_create(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let req: ExecCreate = serde_json::from_slice(&body)
-        .map_err(|e| EngineError::Invalid(format!("invalid exec config: {e}")))?;
+    let req: ExecCreate = parse_body(&body, "exec config")?;
     let exec_id = engine.exec_create(&id, &req)?;
     Ok((StatusCode::CREATED, Json(IdResponse { id: exec_id })).into_response())
 }

@@ -43,7 +43,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         socket.display(),
         opts.root.display()
     );
-    let app = crate::api::router(engine);
+    // Docker clients prefix every path with an API version (`/v1.41/containers/json`): accept
+    // and drop it, so the shared paths route the same.
+    let app = tower::ServiceExt::<axum::extract::Request>::map_request(
+        crate::api::router(engine),
+        strip_api_version,
+    );
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let shutdown = async move {
@@ -52,9 +57,58 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = int.recv() => {},
         }
     };
-    axum::serve(listener, app)
+    axum::serve(listener, axum::ServiceExt::into_make_service(app))
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Rewrites `/v1.NN/rest` to `/rest`.
+fn strip_api_version(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix("/v") else {
+        return req;
+    };
+    let Some((version, tail)) = rest.split_once('/') else {
+        return req;
+    };
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return req;
+    }
+    let new = match req.uri().query() {
+        Some(q) => format!("/{tail}?{q}"),
+        None => format!("/{tail}"),
+    };
+    if let Ok(uri) = new.parse() {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix_is_dropped() {
+        let req = |p: &str| {
+            axum::extract::Request::builder()
+                .uri(p)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert_eq!(
+            strip_api_version(req("/v1.41/containers/json?all=1")).uri(),
+            "/containers/json?all=1"
+        );
+        assert_eq!(
+            strip_api_version(req("/containers/json")).uri(),
+            "/containers/json"
+        );
+        assert_eq!(
+            strip_api_version(req("/volumes/vname")).uri(),
+            "/volumes/vname"
+        );
+    }
 }
