@@ -31,7 +31,7 @@ use regex::Regex;
 use crate::error::SchedulerError;
 use crate::intern::{Interner, Sym};
 use crate::util::{parse_date, Version};
-use crate::view::Instance;
+use crate::view::{ClusterView, Slot};
 
 /// ECS's limit on an expression's length.
 pub const MAX_EXPRESSION_LEN: usize = 2000;
@@ -660,11 +660,12 @@ impl Cond {
         }
     }
 
-    pub(crate) fn eval(&self, inst: &Instance, strings: &Interner, dynamic: Dynamic) -> bool {
+    pub(crate) fn eval(&self, view: &ClusterView, inst: &Slot, dynamic: Dynamic) -> bool {
+        let strings = &view.strings;
         match self {
-            Cond::Not(c) => !c.eval(inst, strings, dynamic),
-            Cond::And(a, b) => a.eval(inst, strings, dynamic) && b.eval(inst, strings, dynamic),
-            Cond::Or(a, b) => a.eval(inst, strings, dynamic) || b.eval(inst, strings, dynamic),
+            Cond::Not(c) => !c.eval(view, inst, dynamic),
+            Cond::And(a, b) => a.eval(view, inst, dynamic) && b.eval(view, inst, dynamic),
+            Cond::Or(a, b) => a.eval(view, inst, dynamic) || b.eval(view, inst, dynamic),
             Cond::AgentConnected { if_true, if_false } => {
                 if inst.agent_connected {
                     *if_true
@@ -673,7 +674,7 @@ impl Cond {
                 }
             }
             Cond::AgentVersion(cmp, v) => cmp.holds(inst.version.cmp(v)),
-            Cond::Attribute(name, test) => match name.and_then(|n| inst.attribute(n)) {
+            Cond::Attribute(name, test) => match name.and_then(|n| view.attribute_sym(inst, n)) {
                 Some(v) => test.test(v, strings),
                 None => false,
             },
@@ -685,7 +686,10 @@ impl Cond {
             }
             Cond::TaskGroup(test, own) => {
                 (dynamic.placed > 0 && *own)
-                    || inst.tasks.iter().any(|(g, _)| test.test(*g, strings))
+                    || view
+                        .tasks_of(inst)
+                        .iter()
+                        .any(|(g, _)| test.test(*g, strings))
             }
         }
     }

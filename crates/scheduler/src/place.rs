@@ -15,7 +15,7 @@ use crate::request::{
     MAX_CONSTRAINTS, MAX_STRATEGIES,
 };
 use crate::util::mix;
-use crate::view::{ClusterView, Instance, InstanceStatus, Protocol, Resources};
+use crate::view::{ClusterView, InstanceStatus, Protocol, Resources, Slot as Instance};
 
 /// A host port given to a container of a placed task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,7 +270,7 @@ impl<'v> Compiled<'v> {
             return Err(FailureReason::Agent);
         }
         for (name, value) in &self.required {
-            let have = name.and_then(|n| inst.attribute(n));
+            let have = name.and_then(|n| self.view.attribute_sym(inst, n));
             let ok = match (have, value) {
                 (None, _) => false,
                 (Some(_), None) => true,
@@ -280,11 +280,10 @@ impl<'v> Compiled<'v> {
                 return Err(FailureReason::MissingAttribute);
             }
         }
-        let strings = &self.view.strings;
         if self
             .static_conds
             .iter()
-            .any(|c| !c.eval(inst, strings, Dynamic::default()))
+            .any(|c| !c.eval(self.view, inst, Dynamic::default()))
         {
             return Err(FailureReason::MemberOf);
         }
@@ -301,12 +300,11 @@ impl<'v> Compiled<'v> {
         if self.distinct && st.group_here + st.placed > 0 {
             return Err(FailureReason::DistinctInstance);
         }
-        let strings = &self.view.strings;
         let dynamic = Dynamic { placed: st.placed };
         if self
             .dynamic_conds
             .iter()
-            .any(|c| !c.eval(inst, strings, dynamic))
+            .any(|c| !c.eval(self.view, inst, dynamic))
         {
             return Err(FailureReason::MemberOf);
         }
@@ -323,12 +321,13 @@ impl<'v> Compiled<'v> {
     }
 
     fn port_taken(
+        &self,
         inst: &Instance,
         extra: &[(Protocol, u16)],
         protocol: Protocol,
         port: u16,
     ) -> bool {
-        !inst.port_free(protocol, port) || extra.contains(&(protocol, port))
+        !self.view.port_free(inst, protocol, port) || extra.contains(&(protocol, port))
     }
 
     fn ports_fit(&self, inst: &Instance, extra: &[(Protocol, u16)]) -> bool {
@@ -338,7 +337,7 @@ impl<'v> Compiled<'v> {
         if self
             .fixed
             .iter()
-            .any(|f| Self::port_taken(inst, extra, f.protocol, f.port))
+            .any(|f| self.port_taken(inst, extra, f.protocol, f.port))
         {
             return false;
         }
@@ -352,14 +351,16 @@ impl<'v> Compiled<'v> {
                 continue;
             }
             let (lo, hi) = self.range;
-            let used = inst.used_ports(protocol);
+            let used = self.view.ports(inst, protocol);
             let start = used.partition_point(|&p| p < lo);
             let end = used.partition_point(|&p| p <= hi);
             let mut taken = end - start;
             taken += extra
                 .iter()
                 .filter(|(p, n)| {
-                    *p == protocol && (lo..=hi).contains(n) && inst.port_free(protocol, *n)
+                    *p == protocol
+                        && (lo..=hi).contains(n)
+                        && self.view.port_free(inst, protocol, *n)
                 })
                 .count();
             taken += self
@@ -391,7 +392,7 @@ impl<'v> Compiled<'v> {
         for d in &self.dynamic {
             let slot = &mut next[d.protocol as usize];
             let mut port = *slot;
-            while Self::port_taken(inst, extra, d.protocol, port) && port < self.range.1 {
+            while self.port_taken(inst, extra, d.protocol, port) && port < self.range.1 {
                 port += 1;
             }
             *slot = port.saturating_add(1);
@@ -424,6 +425,8 @@ struct Cand {
     buckets: [u32; MAX_STRATEGIES],
     tie: u64,
     alive: bool,
+    /// Whether the task's host ports fit, refreshed after each placement on the candidate.
+    ports_ok: bool,
 }
 
 /// Dense bucket numbering of attribute values for one spread level.
@@ -442,8 +445,8 @@ impl Buckets {
         }
     }
 
-    pub(crate) fn bucket(&mut self, inst: &Instance, attr: Option<Sym>) -> u32 {
-        match attr.and_then(|a| inst.attribute(a)) {
+    pub(crate) fn bucket(&mut self, view: &ClusterView, inst: &Instance, attr: Option<Sym>) -> u32 {
+        match attr.and_then(|a| view.attribute_sym(inst, a)) {
             None => self.missing,
             Some(v) => {
                 let slot = &mut self.by_sym[v.index()];
@@ -473,10 +476,10 @@ pub fn place(
 
     let mut cands: Vec<Cand> = Vec::with_capacity(view.instances.len() / 2);
     for (i, inst) in view.instances.iter().enumerate() {
-        let group_here = inst.group_count(c.group);
+        let group_here = view.group_count_sym(inst, c.group);
         let mut b = [0u32; MAX_STRATEGIES];
         for (l, bk) in buckets.iter_mut().enumerate() {
-            b[l] = bk.bucket(inst, levels[l]);
+            b[l] = bk.bucket(view, inst, levels[l]);
             bk.counts[b[l] as usize] += u64::from(group_here);
         }
         if c.static_check(inst).is_err() {
@@ -500,11 +503,14 @@ pub fn place(
             buckets: b,
             tie: mix(seed, u64::from(idx), u64::MAX),
             alive: true,
+            ports_ok: c.ports_fit(inst, &[]),
         });
     }
 
     let has_ports = !c.fixed.is_empty() || !c.dynamic.is_empty();
-    let check_dynamic = c.distinct || !c.dynamic_conds.is_empty() || has_ports;
+    // Only dynamic memberOf expressions read the instance in the loop below; everything else
+    // the loop needs is in the candidate array, which stays in cache.
+    let eval_conds = !c.dynamic_conds.is_empty();
     let mut extras: Vec<Vec<(Protocol, u16)>> = Vec::new();
     let mut out = PlacementOutcome::default();
     let need = c.need;
@@ -513,11 +519,12 @@ pub fn place(
     for t in 0..req.count {
         let mut best: Option<(usize, [u64; MAX_STRATEGIES + 1])> = None;
         for (pos, cand) in cands.iter().enumerate() {
-            if !cand.alive || cand.st.cpu < need.cpu || cand.st.mem < need.memory {
+            if !cand.alive || !cand.ports_ok || cand.st.cpu < need.cpu || cand.st.mem < need.memory
+            {
                 continue;
             }
-            let inst = &view.instances[cand.idx as usize];
-            if check_dynamic {
+            if eval_conds {
+                let inst = &view.instances[cand.idx as usize];
                 let extra = extras.get(cand.extra as usize).map_or(&[][..], |v| &v[..]);
                 if c.dynamic_check(inst, &cand.st, extra).is_err() {
                     continue;
@@ -573,7 +580,9 @@ pub fn place(
                 cand.extra = u32::try_from(extras.len()).unwrap_or(u32::MAX);
                 extras.push(Vec::new());
             }
-            c.assign_ports(inst, &mut extras[cand.extra as usize])
+            let ports = c.assign_ports(inst, &mut extras[cand.extra as usize]);
+            cand.ports_ok = c.ports_fit(inst, &extras[cand.extra as usize]);
+            ports
         } else {
             Vec::new()
         };
@@ -614,7 +623,7 @@ fn explain(c: &Compiled<'_>, cands: &[Cand], extras: &[Vec<(Protocol, u16)>]) ->
                     cpu: inst.remaining.cpu,
                     mem: inst.remaining.memory,
                     placed: 0,
-                    group_here: inst.group_count(c.group),
+                    group_here: view.group_count_sym(inst, c.group),
                 },
                 &[][..],
             ),

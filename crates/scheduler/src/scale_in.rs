@@ -44,7 +44,7 @@ pub fn select_tasks_to_stop(
         if let Some(inst) = view.instances.get(t.instance) {
             on_instance[t.instance] += 1;
             for (l, bk) in buckets.iter_mut().enumerate() {
-                b[l] = bk.bucket(inst, levels[l]);
+                b[l] = bk.bucket(view, inst, levels[l]);
                 bk.counts[b[l] as usize] += 1;
             }
         }

@@ -109,17 +109,32 @@ impl InstanceSpec {
     }
 }
 
-/// One instance inside a [`ClusterView`]: compact, interned, read-only.
+/// A range of one of the view's pools.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of<T>(self, pool: &[T]) -> &[T] {
+        let start = self.start as usize;
+        pool.get(start..start + self.len as usize).unwrap_or(&[])
+    }
+}
+
+/// One instance's fixed-size record; its attributes, task groups and ports live in the view's
+/// pools, laid out in instance order so a pass over the cluster reads memory sequentially.
 #[derive(Clone, Debug)]
-pub struct Instance {
+pub(crate) struct Slot {
     pub(crate) arn: Box<str>,
     pub(crate) ec2_instance_id: Box<str>,
     /// Sorted by name; a missing value is [`Sym::EMPTY`].
-    pub(crate) attributes: Box<[(Sym, Sym)]>,
-    /// Sorted by group.
-    pub(crate) tasks: Box<[(Sym, u32)]>,
-    pub(crate) tcp_ports: Box<[u16]>,
-    pub(crate) udp_ports: Box<[u16]>,
+    attributes: Span,
+    /// (group, count), sorted by group.
+    tasks: Span,
+    tcp_ports: Span,
+    udp_ports: Span,
     pub(crate) registered_at: i64,
     pub(crate) agent_version: Sym,
     pub(crate) version: Version,
@@ -130,63 +145,59 @@ pub struct Instance {
     pub(crate) agent_connected: bool,
 }
 
-impl Instance {
-    pub fn arn(&self) -> &str {
-        &self.arn
+/// A read-only handle on one instance of a [`ClusterView`].
+#[derive(Clone, Copy, Debug)]
+pub struct Instance<'a> {
+    view: &'a ClusterView,
+    slot: &'a Slot,
+}
+
+impl<'a> Instance<'a> {
+    pub fn arn(&self) -> &'a str {
+        &self.slot.arn
     }
-    pub fn ec2_instance_id(&self) -> &str {
-        &self.ec2_instance_id
+    pub fn ec2_instance_id(&self) -> &'a str {
+        &self.slot.ec2_instance_id
     }
     pub fn status(&self) -> InstanceStatus {
-        self.status
+        self.slot.status
     }
     pub fn agent_connected(&self) -> bool {
-        self.agent_connected
+        self.slot.agent_connected
     }
     pub fn registered_at(&self) -> i64 {
-        self.registered_at
+        self.slot.registered_at
+    }
+    pub fn agent_version(&self) -> &'a str {
+        self.view.strings.resolve(self.slot.agent_version)
     }
     pub fn registered(&self) -> Resources {
-        self.registered
+        self.slot.registered
     }
     pub fn remaining(&self) -> Resources {
-        self.remaining
+        self.slot.remaining
     }
     pub fn running_tasks_count(&self) -> u32 {
-        self.running_tasks
+        self.slot.running_tasks
     }
     /// Used TCP or UDP host ports, sorted.
-    pub fn used_ports(&self, protocol: Protocol) -> &[u16] {
-        match protocol {
-            Protocol::Tcp => &self.tcp_ports,
-            Protocol::Udp => &self.udp_ports,
-        }
+    pub fn used_ports(&self, protocol: Protocol) -> &'a [u16] {
+        self.view.ports(self.slot, protocol)
     }
     /// Whether `port` is free for `protocol`.
     pub fn port_free(&self, protocol: Protocol, port: u16) -> bool {
-        self.used_ports(protocol).binary_search(&port).is_err()
+        self.view.port_free(self.slot, protocol, port)
     }
-    /// The value symbol of attribute `name` (`Some(Sym::EMPTY)` for a valueless attribute).
-    pub(crate) fn attribute(&self, name: Sym) -> Option<Sym> {
-        if self.attributes.len() <= 8 {
-            return self
-                .attributes
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| *v);
-        }
-        self.attributes
-            .binary_search_by_key(&name, |(n, _)| *n)
-            .ok()
-            .map(|i| self.attributes[i].1)
+    /// The value of attribute `name` (`Some("")` for a valueless attribute).
+    pub fn attribute(&self, name: &str) -> Option<&'a str> {
+        let name = self.view.strings.get(name)?;
+        let v = self.view.attribute_sym(self.slot, name)?;
+        Some(self.view.strings.resolve(v))
     }
-    /// How many running tasks of group `group` the instance has.
-    pub(crate) fn group_count(&self, group: Option<Sym>) -> u32 {
-        let Some(group) = group else { return 0 };
-        self.tasks
-            .iter()
-            .find(|(g, _)| *g == group)
-            .map_or(0, |(_, c)| *c)
+    /// How many running tasks of `group` the instance has.
+    pub fn group_count(&self, group: &str) -> u32 {
+        self.view
+            .group_count_sym(self.slot, self.view.strings.get(group))
     }
 }
 
@@ -194,7 +205,10 @@ impl Instance {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
     pub(crate) strings: Interner,
-    pub(crate) instances: Vec<Instance>,
+    pub(crate) instances: Vec<Slot>,
+    attr_pool: Vec<(Sym, Sym)>,
+    task_pool: Vec<(Sym, u32)>,
+    port_pool: Vec<u16>,
 }
 
 impl ClusterView {
@@ -208,6 +222,7 @@ impl ClusterView {
         for spec in specs {
             view.push(&spec);
         }
+        view.shrink_to_fit();
         view
     }
 
@@ -237,15 +252,15 @@ impl ClusterView {
             let mut p = ports.to_vec();
             p.sort_unstable();
             p.dedup();
-            p.into_boxed_slice()
+            p
         };
-        let instance = Instance {
+        let instance = Slot {
             arn: spec.arn.as_str().into(),
             ec2_instance_id: spec.ec2_instance_id.as_str().into(),
-            attributes: attributes.into_boxed_slice(),
-            tasks: tasks.into_boxed_slice(),
-            tcp_ports: sorted(&spec.used_tcp_ports),
-            udp_ports: sorted(&spec.used_udp_ports),
+            attributes: Self::append(&mut self.attr_pool, &attributes),
+            tasks: Self::append(&mut self.task_pool, &tasks),
+            tcp_ports: Self::append(&mut self.port_pool, &sorted(&spec.used_tcp_ports)),
+            udp_ports: Self::append(&mut self.port_pool, &sorted(&spec.used_udp_ports)),
             registered_at: spec.registered_at,
             agent_version: self.strings.intern(&spec.agent_version),
             version: Version::parse(&spec.agent_version).unwrap_or_default(),
@@ -267,12 +282,34 @@ impl ClusterView {
         self.instances.is_empty()
     }
 
-    pub fn instance(&self, index: usize) -> Option<&Instance> {
-        self.instances.get(index)
+    /// Gives back the slack of the view's pools after building.
+    pub fn shrink_to_fit(&mut self) {
+        self.instances.shrink_to_fit();
+        self.attr_pool.shrink_to_fit();
+        self.task_pool.shrink_to_fit();
+        self.port_pool.shrink_to_fit();
     }
 
-    pub fn instances(&self) -> &[Instance] {
-        &self.instances
+    fn append<T: Copy>(pool: &mut Vec<T>, items: &[T]) -> Span {
+        let start = u32::try_from(pool.len()).unwrap_or(u32::MAX);
+        pool.extend_from_slice(items);
+        Span {
+            start,
+            len: u32::try_from(items.len()).unwrap_or(0),
+        }
+    }
+
+    pub fn instance(&self, index: usize) -> Option<Instance<'_>> {
+        self.instances
+            .get(index)
+            .map(|slot| Instance { view: self, slot })
+    }
+
+    /// Every instance, in index order.
+    pub fn instances(&self) -> impl ExactSizeIterator<Item = Instance<'_>> + '_ {
+        self.instances
+            .iter()
+            .map(|slot| Instance { view: self, slot })
     }
 
     /// The string of an interned symbol of this view.
@@ -282,23 +319,48 @@ impl ClusterView {
 
     /// An instance's attribute value (`Some("")` for a valueless attribute).
     pub fn attribute(&self, index: usize, name: &str) -> Option<&str> {
-        let name = self.strings.get(name)?;
-        let v = self.instances.get(index)?.attribute(name)?;
-        Some(self.strings.resolve(v))
-    }
-
-    /// The agent version string of an instance.
-    pub fn agent_version(&self, index: usize) -> &str {
-        self.instances
-            .get(index)
-            .map_or("", |i| self.strings.resolve(i.agent_version))
+        self.instance(index)?.attribute(name)
     }
 
     /// How many running tasks of `group` an instance has.
     pub fn group_count(&self, index: usize, group: &str) -> u32 {
-        self.instances
-            .get(index)
-            .map_or(0, |i| i.group_count(self.strings.get(group)))
+        self.instance(index).map_or(0, |i| i.group_count(group))
+    }
+
+    pub(crate) fn attributes_of(&self, slot: &Slot) -> &[(Sym, Sym)] {
+        slot.attributes.of(&self.attr_pool)
+    }
+
+    /// The value symbol of attribute `name` (`Some(Sym::EMPTY)` for a valueless attribute).
+    pub(crate) fn attribute_sym(&self, slot: &Slot, name: Sym) -> Option<Sym> {
+        let attrs = self.attributes_of(slot);
+        attrs
+            .binary_search_by_key(&name, |(n, _)| *n)
+            .ok()
+            .map(|i| attrs[i].1)
+    }
+
+    pub(crate) fn tasks_of(&self, slot: &Slot) -> &[(Sym, u32)] {
+        slot.tasks.of(&self.task_pool)
+    }
+
+    pub(crate) fn group_count_sym(&self, slot: &Slot, group: Option<Sym>) -> u32 {
+        let Some(group) = group else { return 0 };
+        self.tasks_of(slot)
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    pub(crate) fn ports(&self, slot: &Slot, protocol: Protocol) -> &[u16] {
+        match protocol {
+            Protocol::Tcp => slot.tcp_ports.of(&self.port_pool),
+            Protocol::Udp => slot.udp_ports.of(&self.port_pool),
+        }
+    }
+
+    pub(crate) fn port_free(&self, slot: &Slot, protocol: Protocol, port: u16) -> bool {
+        self.ports(slot, protocol).binary_search(&port).is_err()
     }
 
     /// Records a task of `group` started on instance `index` with the given reservation and host
@@ -312,16 +374,15 @@ impl ClusterView {
         ports: &[(Protocol, u16)],
     ) -> bool {
         let g = self.strings.intern(group);
-        let Some(inst) = self.instances.get_mut(index) else {
+        let Some(slot) = self.instances.get(index) else {
             return false;
         };
-        if inst.remaining.cpu < reservation.cpu || inst.remaining.memory < reservation.memory {
+        if slot.remaining.cpu < reservation.cpu || slot.remaining.memory < reservation.memory {
             return false;
         }
-        inst.remaining.cpu -= reservation.cpu;
-        inst.remaining.memory -= reservation.memory;
-        inst.running_tasks = inst.running_tasks.saturating_add(1);
-        let mut tasks = inst.tasks.to_vec();
+        // Changed lists are appended to the pools (the old entries stay until the view is
+        // rebuilt): the view is a snapshot, not a long-lived store.
+        let mut tasks = self.tasks_of(slot).to_vec();
         match tasks.iter_mut().find(|(s, _)| *s == g) {
             Some((_, c)) => *c += 1,
             None => {
@@ -329,8 +390,8 @@ impl ClusterView {
                 tasks.sort_unstable();
             }
         }
-        inst.tasks = tasks.into_boxed_slice();
-        for proto in [Protocol::Tcp, Protocol::Udp] {
+        let mut spans = [slot.tcp_ports, slot.udp_ports];
+        for (k, proto) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
             let add: Vec<u16> = ports
                 .iter()
                 .filter(|(p, _)| *p == proto)
@@ -339,16 +400,19 @@ impl ClusterView {
             if add.is_empty() {
                 continue;
             }
-            let slot = match proto {
-                Protocol::Tcp => &mut inst.tcp_ports,
-                Protocol::Udp => &mut inst.udp_ports,
-            };
-            let mut v = slot.to_vec();
+            let mut v = self.ports(slot, proto).to_vec();
             v.extend(add);
             v.sort_unstable();
             v.dedup();
-            *slot = v.into_boxed_slice();
+            spans[k] = Self::append(&mut self.port_pool, &v);
         }
+        let task_span = Self::append(&mut self.task_pool, &tasks);
+        let slot = &mut self.instances[index];
+        slot.tasks = task_span;
+        [slot.tcp_ports, slot.udp_ports] = spans;
+        slot.remaining.cpu -= reservation.cpu;
+        slot.remaining.memory -= reservation.memory;
+        slot.running_tasks = slot.running_tasks.saturating_add(1);
         true
     }
 }

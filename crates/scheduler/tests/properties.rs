@@ -150,9 +150,9 @@ proptest! {
             req.strategy.push(spread_zone());
         }
         let out = place(&view, &req, seed).unwrap();
-        let mut remaining: Vec<Resources> = view.instances().iter().map(|i| i.remaining()).collect();
+        let mut remaining: Vec<Resources> = view.instances().map(|i| i.remaining()).collect();
         for p in &out.placements {
-            let feasible = view.instances().iter().enumerate().filter(|(i, inst)| {
+            let feasible = view.instances().enumerate().filter(|(i, inst)| {
                 inst.status() == InstanceStatus::Active && inst.agent_connected()
                     && remaining[*i].cpu >= cpu && remaining[*i].memory >= mem
             });
