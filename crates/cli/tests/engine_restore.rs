@@ -88,3 +88,34 @@ fn graceful_engine_restart_keeps_restart_policies() {
         e.inspect(&id, "{{.State.Running}}") == "true" && e.inspect(&id, "{{.State.Pid}}") != pid
     });
 }
+
+#[test]
+fn a_killed_monitor_ends_its_container_instead_of_leaking_it() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let id = e.ok(&["run", "-d", "bb", "sleep", "100"]);
+    let pid: i32 = e.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+    let monitor = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| p.file_name().to_string_lossy().parse::<i32>().ok())
+        .find(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("__monitor") && cmd.contains(&id)
+        })
+        .expect("the container's monitor");
+    // SAFETY: killing the test's own monitor process.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    e.eventually(
+        Duration::from_secs(10),
+        "the container to be marked exited",
+        || e.inspect(&id, "{{.State.Status}}") == "exited",
+    );
+    e.eventually(
+        Duration::from_secs(5),
+        "the container process to be gone",
+        || !pid_alive(pid),
+    );
+    assert!(e.inspect(&id, "{{.State.Error}}").contains("monitor"));
+}

@@ -546,6 +546,24 @@ impl Engine {
             (slot.rec.clone(), delay, auto_remove)
         };
         self.save(&rec);
+        if ms.is_none() {
+            // The monitor died without recording an exit (killed from outside): nothing holds
+            // the container's output or can reap it any more, so end it rather than leak it.
+            let cgroup = berth_runtime::cgroups::Cgroup::new(&rec.cgroup_path());
+            let runtime = self.runtime();
+            let id2 = id.to_string();
+            let _ = tokio::task::spawn_blocking(move || {
+                for pid in cgroup.pids() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = runtime.delete(&id2, true);
+            })
+            .await;
+        }
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || rootfs::unmount_rootfs(&d)).await;
         let mut a = attrs(&rec);
