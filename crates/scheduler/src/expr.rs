@@ -573,7 +573,7 @@ pub(crate) enum SymTest {
 }
 
 impl SymTest {
-    fn test(&self, sym: Sym, strings: &Interner) -> bool {
+    pub(crate) fn test(&self, sym: Sym, strings: &Interner) -> bool {
         match self {
             SymTest::Exists => true,
             SymTest::Eq(v) => *v == Some(sym),

@@ -27,7 +27,9 @@ mod view;
 pub use error::SchedulerError;
 pub use expr::{parse, Expr, Op, Subject, Value, MAX_EXPRESSION_LEN};
 pub use intern::Sym;
-pub use place::{place, FailureCount, FailureReason, HostPort, Placement, PlacementOutcome};
+pub use place::{
+    place, place_scan, FailureCount, FailureReason, HostPort, Placement, PlacementOutcome,
+};
 pub use request::{
     BinpackField, ContainerSpec, PlacementConstraint, PlacementRequest, PlacementStrategy,
     PortMapping, RequiredAttribute, SpreadField, TaskSpec, DEFAULT_DYNAMIC_PORTS, MAX_CONSTRAINTS,

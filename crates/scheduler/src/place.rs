@@ -7,15 +7,17 @@
 //! allocation-free scan over the candidates that keeps the lexicographically smallest key
 //! (strategy 1, strategy 2, ..., seeded tie-break), computing later keys only on ties.
 
+use std::sync::Arc;
+
 use crate::error::SchedulerError;
-use crate::expr::{compile, parse, Cond, Dynamic};
+use crate::expr::{compile, parse, Cond, Dynamic, SymTest};
 use crate::intern::Sym;
 use crate::request::{
     BinpackField, PlacementConstraint, PlacementRequest, PlacementStrategy, SpreadField,
     MAX_CONSTRAINTS, MAX_STRATEGIES,
 };
 use crate::util::mix;
-use crate::view::{ClusterView, InstanceStatus, Protocol, Resources, Slot as Instance};
+use crate::view::{ClusterView, InstanceStatus, Protocol, Resources, Slot as Instance, MISSING};
 
 /// A host port given to a container of a placed task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -446,23 +448,31 @@ impl Buckets {
     }
 
     pub(crate) fn bucket(&mut self, view: &ClusterView, inst: &Instance, attr: Option<Sym>) -> u32 {
-        match attr.and_then(|a| view.attribute_sym(inst, a)) {
-            None => self.missing,
-            Some(v) => {
-                let slot = &mut self.by_sym[v.index()];
-                if *slot == u32::MAX {
-                    *slot = u32::try_from(self.counts.len()).unwrap_or(0);
-                    self.counts.push(0);
-                }
-                *slot
-            }
+        self.bucket_of(
+            attr.and_then(|a| view.attribute_sym(inst, a))
+                .map_or(MISSING, |v| v.0),
+        )
+    }
+
+    /// The bucket of a value symbol read from a column ([`MISSING`]: no attribute).
+    fn bucket_of(&mut self, value: u32) -> u32 {
+        if value == MISSING {
+            return self.missing;
         }
+        let slot = &mut self.by_sym[value as usize];
+        if *slot == u32::MAX {
+            *slot = u32::try_from(self.counts.len()).unwrap_or(0);
+            self.counts.push(0);
+        }
+        *slot
     }
 }
 
-/// Places `req.count` tasks on `view`. Pure and deterministic: the same view, request and seed
-/// give the same outcome.
-pub fn place(
+/// The reference implementation of [`place`]: one pass over the view with per-instance attribute
+/// searches, then one scan over all candidates per task. [`place`] must give exactly the same
+/// outcome (a property test checks it); it also serves requests with a `random` strategy.
+#[doc(hidden)]
+pub fn place_scan(
     view: &ClusterView,
     req: &PlacementRequest,
     seed: u64,
@@ -600,6 +610,405 @@ pub fn place(
             instance: cand.idx as usize,
             host_ports,
         });
+    }
+    Ok(out)
+}
+
+/// A static `memberOf` condition prepared for one request: attribute predicates read the view's
+/// attribute columns and remember their result per value symbol (there are few distinct values),
+/// so testing an instance is a few array reads.
+enum Fast<'c> {
+    Not(Box<Fast<'c>>),
+    And(Box<Fast<'c>>, Box<Fast<'c>>),
+    Or(Box<Fast<'c>>, Box<Fast<'c>>),
+    /// An attribute test: the attribute's column and, per value symbol, 0 (not yet known),
+    /// 1 (holds) or 2 (does not hold).
+    Attr {
+        col: Arc<[u32]>,
+        memo: Vec<u8>,
+        test: &'c SymTest,
+    },
+    /// An attribute no instance has: every positive test fails.
+    Never,
+    /// Anything else, evaluated as compiled.
+    Slow(&'c Cond),
+}
+
+impl<'c> Fast<'c> {
+    fn new(cond: &'c Cond, view: &ClusterView) -> Self {
+        let boxed = |c: &'c Cond| Box::new(Fast::new(c, view));
+        match cond {
+            Cond::Not(c) => Fast::Not(boxed(c)),
+            Cond::And(a, b) => Fast::And(boxed(a), boxed(b)),
+            Cond::Or(a, b) => Fast::Or(boxed(a), boxed(b)),
+            Cond::Attribute(None, _) => Fast::Never,
+            Cond::Attribute(Some(name), test) => Fast::Attr {
+                col: view.column(*name),
+                memo: vec![0; view.strings.len()],
+                test,
+            },
+            other => Fast::Slow(other),
+        }
+    }
+
+    /// The same result as `Cond::eval` with no placements of the request yet.
+    fn eval(&mut self, view: &ClusterView, i: usize, inst: &Instance) -> bool {
+        match self {
+            Fast::Not(c) => !c.eval(view, i, inst),
+            Fast::And(a, b) => a.eval(view, i, inst) && b.eval(view, i, inst),
+            Fast::Or(a, b) => a.eval(view, i, inst) || b.eval(view, i, inst),
+            Fast::Never => false,
+            Fast::Attr { col, memo, test } => {
+                let v = col.get(i).copied().unwrap_or(MISSING);
+                if v == MISSING {
+                    return false;
+                }
+                match memo.get_mut(v as usize) {
+                    Some(m) => {
+                        if *m == 0 {
+                            *m = if test.test(Sym(v), &view.strings) {
+                                1
+                            } else {
+                                2
+                            };
+                        }
+                        *m == 1
+                    }
+                    None => test.test(Sym(v), &view.strings),
+                }
+            }
+            Fast::Slow(c) => c.eval(view, inst, Dynamic::default()),
+        }
+    }
+}
+
+/// A `requiresAttributes` entry: the attribute's column (`None`: no instance has it) and the
+/// required value as in [`Compiled`].
+type RequiredColumn = (Option<Arc<[u32]>>, Option<Option<Sym>>);
+
+/// [`Compiled::static_check`] prepared for one request's pass over the view.
+struct FastStatic<'c> {
+    required: Vec<RequiredColumn>,
+    conds: Vec<Fast<'c>>,
+}
+
+impl<'c> FastStatic<'c> {
+    fn new(c: &'c Compiled<'_>) -> Self {
+        let view = c.view;
+        FastStatic {
+            required: c
+                .required
+                .iter()
+                .map(|(name, value)| (name.map(|n| view.column(n)), *value))
+                .collect(),
+            conds: c.static_conds.iter().map(|k| Fast::new(k, view)).collect(),
+        }
+    }
+
+    /// Whether instance `i` passes [`Compiled::static_check`].
+    fn check(&mut self, view: &ClusterView, i: usize, inst: &Instance) -> bool {
+        if inst.status != InstanceStatus::Active || !inst.agent_connected {
+            return false;
+        }
+        for (col, value) in &self.required {
+            let have = col
+                .as_ref()
+                .and_then(|c| c.get(i).copied())
+                .filter(|&v| v != MISSING)
+                .map(Sym);
+            let ok = match (have, value) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(h), Some(want)) => *want == Some(h),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        self.conds.iter_mut().all(|f| f.eval(view, i, inst))
+    }
+}
+
+/// Whether candidate `a` orders before `b` on their own keys (`m` per candidate in `keys`),
+/// then on position.
+fn before(keys: &[u64], m: usize, a: u32, b: u32) -> bool {
+    let (ia, ib) = (a as usize * m, b as usize * m);
+    (&keys[ia..ia + m], a) < (&keys[ib..ib + m], b)
+}
+
+fn sift_down(heap: &mut [u32], mut i: usize, keys: &[u64], m: usize) {
+    loop {
+        let l = 2 * i + 1;
+        if l >= heap.len() {
+            return;
+        }
+        let mut child = l;
+        if l + 1 < heap.len() && before(keys, m, heap[l + 1], heap[l]) {
+            child = l + 1;
+        }
+        if !before(keys, m, heap[child], heap[i]) {
+            return;
+        }
+        heap.swap(child, i);
+        i = child;
+    }
+}
+
+fn heap_push(heap: &mut Vec<u32>, x: u32, keys: &[u64], m: usize) {
+    heap.push(x);
+    let mut i = heap.len() - 1;
+    while i > 0 {
+        let p = (i - 1) / 2;
+        if !before(keys, m, heap[i], heap[p]) {
+            return;
+        }
+        heap.swap(i, p);
+        i = p;
+    }
+}
+
+fn heap_pop(heap: &mut Vec<u32>, keys: &[u64], m: usize) {
+    let Some(last) = heap.len().checked_sub(1) else {
+        return;
+    };
+    heap.swap(0, last);
+    heap.pop();
+    sift_down(heap, 0, keys, m);
+}
+
+/// Places `req.count` tasks on `view`. Pure and deterministic: the same view, request and seed
+/// give the same outcome.
+///
+/// One pass over the view resolves what cannot change during the request, reading attribute
+/// columns and constraint results memoised per value symbol. Candidates are then grouped by
+/// their spread buckets (e.g. one group per availability zone): within a group the spread keys
+/// are equal, so the order of candidates is that of their own keys (binpack, spread by instance,
+/// seeded tie-break, position), kept in one binary heap per group. A placement changes only the
+/// chosen candidate's own keys and feasibility, so each task costs one look at the top of every
+/// group plus O(log n) to re-file the chosen candidate. The outcome is exactly that of the plain
+/// scan ([`place_scan`], used for `random`, whose keys change with every task).
+pub fn place(
+    view: &ClusterView,
+    req: &PlacementRequest,
+    seed: u64,
+) -> Result<PlacementOutcome, SchedulerError> {
+    if req
+        .strategy
+        .iter()
+        .any(|s| matches!(s, PlacementStrategy::Random))
+    {
+        return place_scan(view, req, seed);
+    }
+    let c = Compiled::new(view, req)?;
+    let (strats, levels) = compile_strategies(view, &req.strategy)?;
+    let mut buckets: Vec<Buckets> = levels
+        .iter()
+        .map(|_| Buckets::new(view.strings.len()))
+        .collect();
+    let level_cols: Vec<Option<Arc<[u32]>>> = levels
+        .iter()
+        .map(|l| l.map(|name| view.column(name)))
+        .collect();
+    let mut fast = FastStatic::new(&c);
+
+    let mut cands: Vec<Cand> = Vec::with_capacity(view.instances.len() / 2);
+    for (i, inst) in view.instances.iter().enumerate() {
+        let group_here = view.group_count_sym(inst, c.group);
+        let mut b = [0u32; MAX_STRATEGIES];
+        for (l, bk) in buckets.iter_mut().enumerate() {
+            let value = level_cols[l]
+                .as_ref()
+                .and_then(|col| col.get(i).copied())
+                .unwrap_or(MISSING);
+            b[l] = bk.bucket_of(value);
+            bk.counts[b[l] as usize] += u64::from(group_here);
+        }
+        // Resources only shrink and the group only grows: an instance failing these stays
+        // infeasible (unless a dynamic memberOf keeps every instance for `explain`). Host ports
+        // are checked only when the candidate reaches the top of its group.
+        if c.dynamic_conds.is_empty()
+            && ((c.distinct && group_here > 0)
+                || inst.remaining.cpu < c.need.cpu
+                || inst.remaining.memory < c.need.memory)
+        {
+            continue;
+        }
+        if !fast.check(view, i, inst) {
+            continue;
+        }
+        let idx = u32::try_from(i).unwrap_or(u32::MAX);
+        cands.push(Cand {
+            idx,
+            st: CandState {
+                cpu: inst.remaining.cpu,
+                mem: inst.remaining.memory,
+                placed: 0,
+                group_here,
+            },
+            extra: u32::MAX,
+            buckets: b,
+            tie: mix(seed, u64::from(idx), u64::MAX),
+            alive: true,
+            ports_ok: true,
+        });
+    }
+
+    let has_ports = !c.fixed.is_empty() || !c.dynamic.is_empty();
+    let eval_conds = !c.dynamic_conds.is_empty();
+    let mut extras: Vec<Vec<(Protocol, u16)>> = Vec::new();
+    let mut out = PlacementOutcome::default();
+    let need = c.need;
+    let n = strats.len();
+
+    // The strategies whose key is the candidate's own (not shared by its spread group).
+    let own: Vec<Strat> = strats
+        .iter()
+        .copied()
+        .filter(|s| !matches!(s, Strat::SpreadAttr(_)))
+        .collect();
+    let m = own.len() + 1;
+    let own_keys = |cand: &Cand, out: &mut [u64]| {
+        for (slot, s) in out.iter_mut().zip(&own) {
+            *slot = match s {
+                Strat::Binpack(BinpackField::Cpu) => u64::from(cand.st.cpu),
+                Strat::Binpack(BinpackField::Memory) => u64::from(cand.st.mem),
+                Strat::SpreadInstance => u64::from(cand.st.group_here + cand.st.placed),
+                Strat::SpreadAttr(_) | Strat::Random => 0,
+            };
+        }
+        out[m - 1] = cand.tie;
+    };
+    let feasible = |cand: &Cand, extras: &[Vec<(Protocol, u16)>]| -> bool {
+        if !cand.alive || !cand.ports_ok || cand.st.cpu < need.cpu || cand.st.mem < need.memory {
+            return false;
+        }
+        if eval_conds {
+            let inst = &view.instances[cand.idx as usize];
+            let extra = extras.get(cand.extra as usize).map_or(&[][..], |v| &v[..]);
+            return c.dynamic_check(inst, &cand.st, extra).is_ok();
+        }
+        true
+    };
+
+    // Spread groups: candidates with the same bucket at every spread level.
+    let mut group_of: Vec<u32> = Vec::with_capacity(cands.len());
+    let groups = match buckets.len() {
+        0 => {
+            group_of.resize(cands.len(), 0);
+            1
+        }
+        1 => {
+            group_of.extend(cands.iter().map(|cand| cand.buckets[0]));
+            buckets[0].counts.len()
+        }
+        _ => {
+            let mut ids: std::collections::HashMap<[u32; MAX_STRATEGIES], u32> =
+                std::collections::HashMap::new();
+            for cand in &cands {
+                let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                group_of.push(*ids.entry(cand.buckets).or_insert(next));
+            }
+            ids.len()
+        }
+    };
+    let mut keys = vec![0u64; cands.len() * m];
+    let mut heaps: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (pos, cand) in cands.iter().enumerate() {
+        own_keys(cand, &mut keys[pos * m..pos * m + m]);
+        if cand.st.cpu >= need.cpu && cand.st.mem >= need.memory {
+            heaps[group_of[pos] as usize].push(u32::try_from(pos).unwrap_or(u32::MAX));
+        }
+    }
+    let mut verified = vec![false; cands.len()];
+    for heap in &mut heaps {
+        for i in (0..heap.len() / 2).rev() {
+            sift_down(heap, i, &keys, m);
+        }
+    }
+
+    for t in 0..req.count {
+        let mut best: Option<(usize, u32, [u64; MAX_STRATEGIES + 1])> = None;
+        for (g, heap) in heaps.iter_mut().enumerate() {
+            // Complete the checks of a top not yet verified (its host ports, and dynamic
+            // memberOf): they cannot change until it is placed on.
+            let pos = loop {
+                let Some(&pos) = heap.first() else { break None };
+                let p = pos as usize;
+                if !verified[p] {
+                    verified[p] = true;
+                    let cand = &mut cands[p];
+                    cand.ports_ok = c.ports_fit(&view.instances[cand.idx as usize], &[]);
+                    if !feasible(cand, &extras) {
+                        heap_pop(heap, &keys, m);
+                        continue;
+                    }
+                }
+                break Some(pos);
+            };
+            let Some(pos) = pos else { continue };
+            let cand = &cands[pos as usize];
+            let mut k = [0u64; MAX_STRATEGIES + 1];
+            for (slot, s) in k.iter_mut().zip(&strats) {
+                *slot = match *s {
+                    Strat::Binpack(BinpackField::Cpu) => u64::from(cand.st.cpu),
+                    Strat::Binpack(BinpackField::Memory) => u64::from(cand.st.mem),
+                    Strat::SpreadInstance => u64::from(cand.st.group_here + cand.st.placed),
+                    Strat::SpreadAttr(level) => buckets[level].counts[cand.buckets[level] as usize],
+                    Strat::Random => 0,
+                };
+            }
+            k[n] = cand.tie;
+            if best
+                .as_ref()
+                .is_none_or(|(_, bpos, bk)| (&k[..=n], pos) < (&bk[..=n], *bpos))
+            {
+                best = Some((g, pos, k));
+            }
+        }
+        let Some((g, pos, _)) = best else {
+            out.unplaced = req.count - t;
+            out.failures = explain(&c, &cands, &extras);
+            break;
+        };
+        heap_pop(&mut heaps[g], &keys, m);
+        let pos = pos as usize;
+        let cand = &mut cands[pos];
+        let inst = &view.instances[cand.idx as usize];
+        let host_ports = if has_ports {
+            if cand.extra == u32::MAX {
+                cand.extra = u32::try_from(extras.len()).unwrap_or(u32::MAX);
+                extras.push(Vec::new());
+            }
+            let ports = c.assign_ports(inst, &mut extras[cand.extra as usize]);
+            cand.ports_ok = c.ports_fit(inst, &extras[cand.extra as usize]);
+            ports
+        } else {
+            Vec::new()
+        };
+        cand.st.cpu -= need.cpu;
+        cand.st.mem -= need.memory;
+        cand.st.placed += 1;
+        for (l, bk) in buckets.iter_mut().enumerate() {
+            bk.counts[cand.buckets[l] as usize] += 1;
+        }
+        if c.distinct {
+            cand.alive = false;
+        }
+        out.placements.push(Placement {
+            task_index: t,
+            instance: cand.idx as usize,
+            host_ports,
+        });
+        let cand = &cands[pos];
+        own_keys(cand, &mut keys[pos * m..pos * m + m]);
+        if feasible(cand, &extras) {
+            heap_push(
+                &mut heaps[g],
+                u32::try_from(pos).unwrap_or(u32::MAX),
+                &keys,
+                m,
+            );
+        }
     }
     Ok(out)
 }

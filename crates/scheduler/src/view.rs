@@ -6,8 +6,35 @@
 //! tasks are kept as (group, count) pairs. A realistic instance (30 attributes, a dozen tasks)
 //! takes well under 2 KiB (see docs/benchmarks.md).
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use crate::intern::{Interner, Sym};
 use crate::util::Version;
+
+/// In an attribute column: the instance does not have the attribute.
+pub(crate) const MISSING: u32 = u32::MAX;
+
+/// Attribute columns built on first use: attribute name -> the value symbol of every instance
+/// (in index order, [`MISSING`] when absent), so a request reads one dense array per attribute
+/// it tests instead of searching each instance's attributes. 4 bytes per instance per attribute
+/// that requests have used; dropped when an instance is added.
+#[derive(Default)]
+pub(crate) struct Columns(RwLock<HashMap<Sym, Arc<[u32]>>>);
+
+impl Clone for Columns {
+    fn clone(&self) -> Self {
+        let map = self.0.read().map(|m| m.clone()).unwrap_or_default();
+        Columns(RwLock::new(map))
+    }
+}
+
+impl std::fmt::Debug for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map_or(0, |m| m.len());
+        write!(f, "Columns({n} attributes indexed)")
+    }
+}
 
 /// Ports the ECS agent reserves on every instance by default.
 pub const DEFAULT_RESERVED_PORTS: [u16; 5] = [22, 2375, 2376, 51678, 51679];
@@ -209,6 +236,7 @@ pub struct ClusterView {
     attr_pool: Vec<(Sym, Sym)>,
     task_pool: Vec<(Sym, u32)>,
     port_pool: Vec<u16>,
+    columns: Columns,
 }
 
 impl ClusterView {
@@ -271,6 +299,10 @@ impl ClusterView {
             agent_connected: spec.agent_connected,
         };
         self.instances.push(instance);
+        match self.columns.0.get_mut() {
+            Ok(map) => map.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
         self.instances.len() - 1
     }
 
@@ -338,6 +370,28 @@ impl ClusterView {
             .binary_search_by_key(&name, |(n, _)| *n)
             .ok()
             .map(|i| attrs[i].1)
+    }
+
+    /// The column of attribute `name`: its value symbol per instance, [`MISSING`] when absent.
+    pub(crate) fn column(&self, name: Sym) -> Arc<[u32]> {
+        if let Some(col) = self
+            .columns
+            .0
+            .read()
+            .ok()
+            .and_then(|m| m.get(&name).cloned())
+        {
+            return col;
+        }
+        let col: Arc<[u32]> = self
+            .instances
+            .iter()
+            .map(|slot| self.attribute_sym(slot, name).map_or(MISSING, |v| v.0))
+            .collect();
+        if let Ok(mut map) = self.columns.0.write() {
+            map.insert(name, col.clone());
+        }
+        col
     }
 
     pub(crate) fn tasks_of(&self, slot: &Slot) -> &[(Sym, u32)] {
