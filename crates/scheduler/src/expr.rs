@@ -25,6 +25,8 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use regex::Regex;
 
@@ -519,7 +521,28 @@ fn check_values(e: &Expr) -> Result<(), SchedulerError> {
     Ok(())
 }
 
+/// How many compiled regular expressions [`build_regex`] keeps (all are dropped when full).
+const REGEX_CACHE: usize = 256;
+
+/// Compiles `v` as a whole-value regular expression. Compiling costs tens of microseconds, more
+/// than placing a request, and a cluster's expressions repeat, so successful compilations are
+/// kept by pattern text (a `Regex` is immutable and cheap to clone; this changes no result).
 fn build_regex(v: &Value) -> Result<Regex, SchedulerError> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Mutex::default);
+    if let Some(re) = CACHE.lock().ok().and_then(|c| c.get(&v.text).cloned()) {
+        return Ok(re);
+    }
+    let re = compile_regex(v)?;
+    if let Ok(mut cache) = CACHE.lock() {
+        if cache.len() >= REGEX_CACHE {
+            cache.clear();
+        }
+        cache.insert(v.text.clone(), re.clone());
+    }
+    Ok(re)
+}
+
+fn compile_regex(v: &Value) -> Result<Regex, SchedulerError> {
     regex::RegexBuilder::new(&format!("^(?:{})$", v.text))
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)

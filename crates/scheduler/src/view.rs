@@ -400,10 +400,11 @@ impl ClusterView {
 
     pub(crate) fn group_count_sym(&self, slot: &Slot, group: Option<Sym>) -> u32 {
         let Some(group) = group else { return 0 };
-        self.tasks_of(slot)
-            .iter()
-            .find(|(g, _)| *g == group)
-            .map_or(0, |(_, c)| *c)
+        // (group, count) lists are sorted by group (see `push` and `start_task`).
+        let tasks = self.tasks_of(slot);
+        tasks
+            .binary_search_by_key(&group, |(g, _)| *g)
+            .map_or(0, |i| tasks[i].1)
     }
 
     pub(crate) fn ports(&self, slot: &Slot, protocol: Protocol) -> &[u16] {
