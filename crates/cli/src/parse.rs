@@ -204,9 +204,12 @@ pub fn is_volume_name(s: &str) -> bool {
 pub fn parse_volume(spec: &str) -> Result<String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
-        [dst] => bail!(
-            "invalid volume specification {spec:?}: anonymous volumes are not supported; \
-             use -v NAME:{dst} with a named volume or -v /host/path:{dst}"
+        // An anonymous volume: the engine creates it and removes it with the container
+        // (`rm -v`, `--rm`).
+        [dst] if dst.starts_with('/') => return Ok(dst.to_string()),
+        [_] => bail!(
+            "invalid volume specification {spec:?}: an anonymous volume needs an absolute \
+             container path, e.g. -v /data"
         ),
         [src, dst] => (*src, *dst, None),
         [src, dst, mode] => (*src, *dst, Some(*mode)),
@@ -492,7 +495,8 @@ mod tests {
             "{e}"
         );
         assert!(parse_volume("data:relative").is_err());
-        assert!(parse_volume("/data").is_err());
+        assert_eq!(parse_volume("/data").unwrap(), "/data");
+        assert!(parse_volume("data").is_err());
         assert!(parse_volume("/h:/c:rx").is_err());
         assert!(parse_volume("/h:/c:ro:x").is_err());
     }

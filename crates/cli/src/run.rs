@@ -542,7 +542,7 @@ pub async fn attach_and_start(
         wait.abort();
         relay_task.abort();
         if auto_remove {
-            let _ = client.remove_container(id, true, false).await;
+            let _ = client.remove_container(id, true, true).await;
         }
         return Err(e.into());
     }
@@ -591,6 +591,15 @@ pub async fn attach_and_start(
             relay_task.abort();
             break;
         }
+    }
+    if auto_remove {
+        // Like `docker run --rm`: return once the container (and its anonymous volumes) are
+        // gone. A container already removed answers at once (or 404).
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.wait_container(id, Some("removed")),
+        )
+        .await;
     }
     Ok(code as i32)
 }

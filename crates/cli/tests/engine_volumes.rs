@@ -126,3 +126,59 @@ fn names_are_unique_and_prune_cleans_up() {
     e.ok(&["system", "prune", "-af"]);
     assert_eq!(e.ok(&["images", "-q"]), "");
 }
+
+#[test]
+fn anonymous_volumes_and_copy_up() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    // A new named volume over an image directory starts with the image's content.
+    assert!(e
+        .ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etcvol:/etc",
+            "bb",
+            "cat",
+            "/etc/passwd"
+        ])
+        .contains("root:x:0:0"));
+    let mountpoint = e.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "etcvol"]);
+    assert!(std::path::Path::new(&mountpoint).join("passwd").exists());
+    // `-v /path` makes an anonymous volume, kept by plain rm, removed by rm -v.
+    let before = e.ok(&["volume", "ls", "-q"]).lines().count();
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "-v",
+        "/scratch",
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /scratch/f; sleep 30",
+    ]);
+    assert_eq!(e.ok(&["volume", "ls", "-q"]).lines().count(), before + 1);
+    assert!(e
+        .inspect(&id, "{{json .Mounts}}")
+        .contains("\"Type\":\"volume\""));
+    e.ok(&["rm", "-f", "-v", &id]);
+    assert_eq!(
+        e.ok(&["volume", "ls", "-q"]).lines().count(),
+        before,
+        "rm -v removed it"
+    );
+    // --rm removes anonymous volumes too, and keeps named ones.
+    e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/tmpdata",
+        "-v",
+        "keep:/keep",
+        "bb",
+        "true",
+    ]);
+    let names = e.ok(&["volume", "ls", "-q"]);
+    assert_eq!(names.lines().count(), before + 1, "{names}");
+    assert!(names.lines().any(|n| n == "keep"));
+}

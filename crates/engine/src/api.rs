@@ -296,8 +296,7 @@ async fn remove_container(
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult {
-    let _ = flag(&q.v);
-    engine.remove(&id, flag(&q.force)).await?;
+    engine.remove(&id, flag(&q.force), flag(&q.v)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -251,6 +251,33 @@ impl Engine {
                 }
             },
         };
+        // Anonymous volumes: `-v /path` and the image's VOLUMEs not otherwise mounted.
+        let mut req = req;
+        let mut anonymous_volumes = Vec::new();
+        let mut binds = Vec::new();
+        for b in &req.host_config.binds {
+            let bind = prepare::parse_bind(b)?;
+            if bind.is_volume && bind.source.is_empty() {
+                let name = crate::names::new_id();
+                binds.push(format!("{name}:{}", bind.destination));
+                anonymous_volumes.push(name);
+            } else {
+                binds.push(b.clone());
+            }
+        }
+        for path in image.config.volumes.keys() {
+            let taken = binds
+                .iter()
+                .filter_map(|b| prepare::parse_bind(b).ok())
+                .any(|b| b.destination.trim_end_matches('/') == path.trim_end_matches('/'))
+                || req.host_config.tmpfs.contains_key(path);
+            if !taken && path.starts_with('/') {
+                let name = crate::names::new_id();
+                binds.push(format!("{name}:{path}"));
+                anonymous_volumes.push(name);
+            }
+        }
+        req.host_config.binds = binds;
         for b in &req.host_config.binds {
             let bind = prepare::parse_bind(b)?;
             if bind.is_volume {
@@ -275,6 +302,7 @@ impl Engine {
             uid,
             gid,
             additional_gids,
+            anonymous_volumes,
             state: ContainerState {
                 status: "created".into(),
                 started_at: ZERO_TIME.into(),
@@ -392,6 +420,12 @@ impl Engine {
         let rootfs = rootfs::mount_rootfs(&dir, &layers)?;
         let result = (|| -> Result<Ready> {
             make_workdir(&rootfs, &rec.config.working_dir);
+            for b in &rec.host_config.binds {
+                let bind = prepare::parse_bind(b)?;
+                if let Some(data) = volume_paths.get(&bind.source) {
+                    crate::volumes::copy_up(&rootfs, &bind.destination, data)?;
+                }
+            }
             prepare::write_etc_files(&dir, rec)?;
             let input = prepare::spec_input(rec, &dir, &rootfs, &volume_paths)?;
             let spec = berth_runtime::spec::build_spec(&input)
@@ -583,7 +617,7 @@ impl Engine {
                 slot.restart_task = Some(handle.abort_handle());
             }
         } else if auto_remove {
-            if let Err(e) = self.remove(id, true).await {
+            if let Err(e) = self.remove(id, true, true).await {
                 tracing::warn!(id, "auto-remove failed: {e}");
             }
         }
@@ -743,7 +777,8 @@ impl Engine {
     // remove / wait
     // -----------------------------------------------------------------------------------------
 
-    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+    /// Removes the container; with `volumes` also its anonymous volumes.
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<()> {
         self.wait_not_starting(key).await?;
         let (id, running, pid, mut rx) = {
             let mut slots = self.lock();
@@ -809,6 +844,14 @@ impl Engine {
             slot.lifecycle.send_modify(|l| l.removed = true);
             self.events
                 .publish("container", "destroy", &id, attrs(&slot.rec));
+            if volumes {
+                for name in &slot.rec.anonymous_volumes {
+                    if self.volume_in_use_by(name).is_empty() && self.volumes.remove(name).is_ok() {
+                        self.events
+                            .publish("volume", "destroy", name, BTreeMap::new());
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -231,6 +231,8 @@ pub struct BindSpec {
 pub fn parse_bind(spec: &str) -> Result<BindSpec> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, mode) = match parts[..] {
+        // `-v /path`: an anonymous volume, named at create time.
+        [d] if d.starts_with('/') => ("", d, ""),
         [s, d] => (s, d, ""),
         [s, d, m] => (s, d, m),
         _ => {
@@ -259,7 +261,7 @@ pub fn parse_bind(spec: &str) -> Result<BindSpec> {
         }
     }
     let is_volume = !source.starts_with('/');
-    if is_volume && !crate::volumes::valid_volume_name(source) {
+    if is_volume && !source.is_empty() && !crate::volumes::valid_volume_name(source) {
         return Err(EngineError::Invalid(format!(
             "invalid volume specification {spec:?}: {source:?} is neither an absolute host path nor a valid volume name"
         )));
@@ -619,7 +621,9 @@ mod tests {
         assert!(b.readonly && !b.is_volume);
         let v = parse_bind("cache:/cache").unwrap();
         assert!(v.is_volume && !v.readonly);
-        assert!(parse_bind("/data").is_err());
+        let anon = parse_bind("/data").unwrap();
+        assert!(anon.is_volume && anon.source.is_empty());
+        assert!(parse_bind("data").is_err());
         assert!(parse_bind("/data:relative").is_err());
         assert!(parse_bind("./rel:/x").is_err());
         assert!(parse_bind("/a:/b:bogus").is_err());

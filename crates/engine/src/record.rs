@@ -32,6 +32,10 @@ pub struct ContainerRecord {
     pub monitor_pid: i32,
     /// Set once the container has been started at least once.
     pub has_been_started: bool,
+    /// Volumes created for this container alone (`-v /path`, the image's VOLUMEs); removed
+    /// with it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 impl ContainerRecord {

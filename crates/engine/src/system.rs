@@ -193,7 +193,7 @@ impl Engine {
                 continue;
             }
             let size = dir_size(&self.paths.container(&rec.id).join("upper"));
-            if self.remove(&rec.id, false).await.is_ok() {
+            if self.remove(&rec.id, false, false).await.is_ok() {
                 report.containers_deleted.push(rec.id);
                 report.space_reclaimed += size;
             }

@@ -103,6 +103,41 @@ impl Volumes {
     }
 }
 
+/// Docker's copy-up: a volume mounted for the first time over a directory of the image starts
+/// with that directory's content. Only an empty volume is filled; symlinks on the way are not
+/// followed (they could point outside the container from the host's side).
+pub fn copy_up(rootfs: &Path, destination: &str, data: &Path) -> Result<()> {
+    let is_empty = std::fs::read_dir(data)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !is_empty {
+        return Ok(());
+    }
+    let mut src = rootfs.to_path_buf();
+    for part in destination
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
+        src.push(part);
+        match std::fs::symlink_metadata(&src) {
+            Ok(m) if m.is_dir() => {}
+            _ => return Ok(()),
+        }
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(data)
+        .status()
+        .map_err(|e| EngineError::Internal(format!("copy image content into volume: {e}")))?;
+    if !status.success() {
+        return Err(EngineError::Internal(format!(
+            "copying the image's {destination} into its volume failed"
+        )));
+    }
+    Ok(())
+}
+
 /// Bytes used by the files under `path` (not following symlinks).
 pub fn dir_size(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
