@@ -731,9 +731,15 @@ impl<'c> FastStatic<'c> {
 
 /// Whether candidate `a` orders before `b` on their own keys (`m` per candidate in `keys`),
 /// then on position.
+#[inline]
 fn before(keys: &[u64], m: usize, a: u32, b: u32) -> bool {
     let (ia, ib) = (a as usize * m, b as usize * m);
-    (&keys[ia..ia + m], a) < (&keys[ib..ib + m], b)
+    match m {
+        // The usual chains (one own strategy, or none) compare fixed-size keys.
+        1 => (keys[ia], a) < (keys[ib], b),
+        2 => (keys[ia], keys[ia + 1], a) < (keys[ib], keys[ib + 1], b),
+        _ => (&keys[ia..ia + m], a) < (&keys[ib..ib + m], b),
+    }
 }
 
 fn sift_down(heap: &mut [u32], mut i: usize, keys: &[u64], m: usize) {
@@ -811,9 +817,20 @@ pub fn place(
         .collect();
     let mut fast = FastStatic::new(&c);
 
+    let group_instances: Arc<[(u32, u32)]> = c
+        .group
+        .map_or_else(|| Arc::from([]), |g| view.group_instances(g));
+    let mut next_group = group_instances.iter().peekable();
+
     let mut cands: Vec<Cand> = Vec::with_capacity(view.instances.len() / 2);
     for (i, inst) in view.instances.iter().enumerate() {
-        let group_here = view.group_count_sym(inst, c.group);
+        let group_here = match next_group.peek() {
+            Some(&&(at, n)) if at as usize == i => {
+                next_group.next();
+                n
+            }
+            _ => 0,
+        };
         let mut b = [0u32; MAX_STRATEGIES];
         for (l, bk) in buckets.iter_mut().enumerate() {
             let value = level_cols[l]

@@ -15,24 +15,51 @@ use crate::util::Version;
 /// In an attribute column: the instance does not have the attribute.
 pub(crate) const MISSING: u32 = u32::MAX;
 
-/// Attribute columns built on first use: attribute name -> the value symbol of every instance
-/// (in index order, [`MISSING`] when absent), so a request reads one dense array per attribute
-/// it tests instead of searching each instance's attributes. 4 bytes per instance per attribute
-/// that requests have used; dropped when an instance is added.
-#[derive(Default)]
-pub(crate) struct Columns(RwLock<HashMap<Sym, Arc<[u32]>>>);
+/// Indexes built on first use, keyed by a symbol: for an attribute name, its column (the value
+/// symbol of every instance in index order, [`MISSING`] when absent), so a request reads one
+/// dense array per attribute it tests instead of searching each instance's attributes; for a
+/// task group, the (instance, count) pairs of the instances running tasks of it, in index order.
+/// 4 bytes per instance per attribute that requests have used, 8 per instance running the
+/// group; dropped when an instance is added (a group's entry when one of its tasks starts).
+pub(crate) struct Index<T>(RwLock<HashMap<Sym, Arc<[T]>>>);
 
-impl Clone for Columns {
-    fn clone(&self) -> Self {
-        let map = self.0.read().map(|m| m.clone()).unwrap_or_default();
-        Columns(RwLock::new(map))
+impl<T> Default for Index<T> {
+    fn default() -> Self {
+        Index(RwLock::new(HashMap::new()))
     }
 }
 
-impl std::fmt::Debug for Columns {
+impl<T> Clone for Index<T> {
+    fn clone(&self) -> Self {
+        let map = self.0.read().map(|m| m.clone()).unwrap_or_default();
+        Index(RwLock::new(map))
+    }
+}
+
+impl<T> std::fmt::Debug for Index<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0.read().map_or(0, |m| m.len());
-        write!(f, "Columns({n} attributes indexed)")
+        write!(f, "Index({n} entries)")
+    }
+}
+
+impl<T> Index<T> {
+    fn get_or_build(&self, key: Sym, build: impl FnOnce() -> Arc<[T]>) -> Arc<[T]> {
+        if let Some(v) = self.0.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return v;
+        }
+        let v = build();
+        if let Ok(mut map) = self.0.write() {
+            map.insert(key, v.clone());
+        }
+        v
+    }
+
+    fn map_mut(&mut self) -> &mut HashMap<Sym, Arc<[T]>> {
+        match self.0.get_mut() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 
@@ -236,7 +263,8 @@ pub struct ClusterView {
     attr_pool: Vec<(Sym, Sym)>,
     task_pool: Vec<(Sym, u32)>,
     port_pool: Vec<u16>,
-    columns: Columns,
+    columns: Index<u32>,
+    group_index: Index<(u32, u32)>,
 }
 
 impl ClusterView {
@@ -299,10 +327,8 @@ impl ClusterView {
             agent_connected: spec.agent_connected,
         };
         self.instances.push(instance);
-        match self.columns.0.get_mut() {
-            Ok(map) => map.clear(),
-            Err(poisoned) => poisoned.into_inner().clear(),
-        }
+        self.columns.map_mut().clear();
+        self.group_index.map_mut().clear();
         self.instances.len() - 1
     }
 
@@ -374,24 +400,26 @@ impl ClusterView {
 
     /// The column of attribute `name`: its value symbol per instance, [`MISSING`] when absent.
     pub(crate) fn column(&self, name: Sym) -> Arc<[u32]> {
-        if let Some(col) = self
-            .columns
-            .0
-            .read()
-            .ok()
-            .and_then(|m| m.get(&name).cloned())
-        {
-            return col;
-        }
-        let col: Arc<[u32]> = self
-            .instances
-            .iter()
-            .map(|slot| self.attribute_sym(slot, name).map_or(MISSING, |v| v.0))
-            .collect();
-        if let Ok(mut map) = self.columns.0.write() {
-            map.insert(name, col.clone());
-        }
-        col
+        self.columns.get_or_build(name, || {
+            self.instances
+                .iter()
+                .map(|slot| self.attribute_sym(slot, name).map_or(MISSING, |v| v.0))
+                .collect()
+        })
+    }
+
+    /// The instances running tasks of `group`: (index, count) in index order.
+    pub(crate) fn group_instances(&self, group: Sym) -> Arc<[(u32, u32)]> {
+        self.group_index.get_or_build(group, || {
+            self.instances
+                .iter()
+                .enumerate()
+                .filter_map(|(i, slot)| {
+                    let n = self.group_count_sym(slot, Some(group));
+                    (n > 0).then(|| (u32::try_from(i).unwrap_or(u32::MAX), n))
+                })
+                .collect()
+        })
     }
 
     pub(crate) fn tasks_of(&self, slot: &Slot) -> &[(Sym, u32)] {
@@ -462,6 +490,7 @@ impl ClusterView {
             spans[k] = Self::append(&mut self.port_pool, &v);
         }
         let task_span = Self::append(&mut self.task_pool, &tasks);
+        self.group_index.map_mut().remove(&g);
         let slot = &mut self.instances[index];
         slot.tasks = task_span;
         [slot.tcp_ports, slot.udp_ports] = spans;

@@ -182,3 +182,46 @@ fn place_equals_the_reference_scan_on_the_bench_cluster() {
         }
     }
 }
+
+/// The view's lazily built indexes (attribute columns, a group's instances) follow the changes a
+/// caller makes to its snapshot: tasks started and instances added.
+#[test]
+fn indexes_follow_started_tasks_and_added_instances() {
+    let mut view = cluster::view(300, 0.5);
+    let mut req = cluster::run_task_request();
+    req.constraints
+        .push(member_of("not task:group == service:svc-9"));
+    for round in 0..30u64 {
+        let out = place(&view, &req, round).unwrap();
+        assert_eq!(
+            out,
+            place_scan(&view, &req, round).unwrap(),
+            "round {round}"
+        );
+        let p = &out.placements[0];
+        let ports: Vec<_> = p
+            .host_ports
+            .iter()
+            .map(|h| (h.protocol, h.host_port))
+            .collect();
+        let group = if round % 3 == 0 {
+            "service:svc-9"
+        } else {
+            &req.group
+        };
+        assert!(view.start_task(p.instance, group, req.task.reservation(), &ports));
+        if round % 5 == 4 {
+            let mut spec = cluster::specs(1, 0.0).remove(0);
+            // A new zone, a type and stack the memberOf accepts, and little room left: spread
+            // and binpack both prefer it, so stale indexes would show.
+            spec.attributes[1].1 = Some("us-east-1z".into());
+            spec.attributes[2].1 = Some("m5.large".into());
+            spec.attributes[8].1 = Some("prod".into());
+            spec.remaining = Resources {
+                cpu: 512,
+                memory: 1024,
+            };
+            view.push(&spec);
+        }
+    }
+}
