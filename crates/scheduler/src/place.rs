@@ -1,11 +1,14 @@
 //! Placement: filter instances, then choose per task by the strategy chain.
 //!
-//! One pass over the view per request resolves everything that cannot change while the request
-//! is placed (status, agent, `requiresAttributes`, constraints that do not read
-//! `runningTasksCount` or `task:group`, resources that are already too small) and builds a flat
-//! candidate array with each candidate's spread bucket per strategy level. Each task is then one
-//! allocation-free scan over the candidates that keeps the lexicographically smallest key
-//! (strategy 1, strategy 2, ..., seeded tie-break), computing later keys only on ties.
+//! [`place`]: one pass over the view per request resolves everything that cannot change while the
+//! request is placed (status, agent, `requiresAttributes`, constraints that do not read
+//! `runningTasksCount` or `task:group`, resources that are already too small), reading the view's
+//! attribute columns and group index and memoising each `memberOf` attribute test per value
+//! symbol. Candidates are grouped by spread bucket (one group per availability zone, say) and
+//! each group keeps a binary heap on the candidates' own keys, so a task costs one look at every
+//! group's top plus O(log n). [`place_scan`] is the plain reference (and serves `random`): the
+//! same pass with per-instance attribute searches, then one scan over the candidates per task
+//! keeping the lexicographically smallest key (strategy 1, ..., seeded tie-break, position).
 
 use std::sync::Arc;
 
@@ -731,7 +734,7 @@ impl<'c> FastStatic<'c> {
 
 /// Whether candidate `a` orders before `b` on their own keys (`m` per candidate in `keys`),
 /// then on position.
-#[inline]
+#[inline(always)]
 fn before(keys: &[u64], m: usize, a: u32, b: u32) -> bool {
     let (ia, ib) = (a as usize * m, b as usize * m);
     match m {

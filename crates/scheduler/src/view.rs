@@ -4,7 +4,9 @@
 //! and the view keeps each instance compact: attribute names and values, agent versions and
 //! task groups are interned ([`Sym`]), attributes and ports are sorted boxed slices, and running
 //! tasks are kept as (group, count) pairs. A realistic instance (30 attributes, a dozen tasks)
-//! takes well under 2 KiB (see docs/benchmarks.md).
+//! takes well under 2 KiB (see docs/benchmarks.md). Requests build small indexes on first use
+//! (a dense column per attribute they test, the instances running their group), which the view
+//! keeps until it changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -50,6 +50,14 @@ fn a_realistic_instance_takes_under_2_kib() {
             f64::from(tasks) / n as f64
         );
         assert!(per < 2048.0, "{per} bytes per instance");
+        // The indexes a request builds and the view keeps: the columns of the spread and
+        // memberOf attributes, the instances running the request's group.
+        let req = cluster::run_task_request();
+        let before_place = LIVE.load(Ordering::Relaxed);
+        drop(berth_scheduler::place(&view, &req, 1).unwrap());
+        let index = (LIVE.load(Ordering::Relaxed) - before_place) as f64 / n as f64;
+        println!("fill {fill}: {index:.0} bytes per instance of indexes after a request");
+        assert!(per + index < 2048.0, "{} bytes per instance", per + index);
         drop(view);
     }
 }
