@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Berth needs on a fresh Debian 12 machine. Idempotent.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static runc skopeo umoci iproute2 procps)
+packages=(libseccomp-dev pkg-config busybox-static runc skopeo umoci iproute2 nftables procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -350,13 +350,15 @@ async fn inspect_one(
         Some("container") => &["container"],
         Some("image") => &["image"],
         Some("volume") => &["volume"],
+        Some("network") => &["network"],
         Some(other) => return Err(format!("{other:?} is not a valid value for --type")),
-        None => &["container", "image", "volume"],
+        None => &["container", "image", "volume", "network"],
     };
     for k in kinds {
         let r = match *k {
             "container" => client.inspect_container_raw(name).await,
             "image" => client.inspect_image_raw(name).await,
+            "network" => client.inspect_network_raw(name).await,
             _ => client.inspect_volume_raw(name).await,
         };
         match r {
@@ -366,6 +368,7 @@ async fn inspect_one(
                     return Err(match *k {
                         "container" => format!("No such container: {name}"),
                         "image" => format!("No such image: {name}"),
+                        "network" => format!("network {name} not found"),
                         _ => format!("No such volume: {name}"),
                     });
                 }

@@ -14,6 +14,7 @@ mod containers;
 mod format;
 mod images;
 mod internal;
+mod networks;
 mod parse;
 mod run;
 mod stats;
@@ -70,7 +71,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the engine daemon.
-    Engine,
+    Engine(EngineArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -122,11 +123,25 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
     /// Manage the engine.
     #[command(subcommand)]
     System(system::SystemCommand),
     /// Get real time events from the engine.
     Events(system::EventsArgs),
+}
+
+/// `berth engine`.
+#[derive(Debug, Clone, clap::Args)]
+struct EngineArgs {
+    /// Prefix (1-6 letters/digits) of the links and the nftables table the engine creates.
+    #[arg(long, env = "BERTH_NETWORK_PREFIX")]
+    network_prefix: Option<String>,
+    /// Subnet of the default `bridge` network (default 172.28.0.0/16).
+    #[arg(long, env = "BERTH_DEFAULT_BRIDGE_SUBNET")]
+    default_bridge_subnet: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +250,7 @@ fn main() {
         }
     };
 
-    let is_engine = matches!(cli.command, Command::Engine);
+    let is_engine = matches!(cli.command, Command::Engine(_));
     init_logging(if is_engine {
         &cli.log_level
     } else {
@@ -278,10 +293,12 @@ fn main() {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    if let Command::Engine = cli.command {
+    if let Command::Engine(a) = &cli.command {
         berth_engine::run_daemon(berth_engine::DaemonOptions {
             host: cli.host.clone(),
             root: cli.root.clone(),
+            network_prefix: a.network_prefix.clone(),
+            default_bridge_subnet: a.default_bridge_subnet.clone(),
         })
         .await?;
         return Ok(0);
@@ -292,7 +309,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let client = EngineClient::new(&cli.host)?;
     let c = &client;
     match cli.command {
-        Command::Engine | Command::Version => Ok(0),
+        Command::Engine(_) | Command::Version => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
@@ -334,6 +351,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Load(a) => images::load(c, a).await,
         Command::Save(a) => images::save(c, a).await,
         Command::Volume(cmd) => volumes::dispatch(c, cmd).await,
+        Command::Network(cmd) => networks::dispatch(c, cmd).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
         Command::Events(a) => system::events(c, a).await,
     }

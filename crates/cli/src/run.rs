@@ -76,7 +76,7 @@ pub struct ContainerFlags {
     /// Drop Linux capabilities.
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
-    /// Connect a container to a network (none or host).
+    /// Connect a container to a network: none (the default), host, bridge or a network name.
     #[arg(long, visible_alias = "net")]
     pub network: Option<String>,
     /// Container host name.

@@ -862,6 +862,44 @@ impl EngineClient {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Networks
+    // -----------------------------------------------------------------------------------------
+
+    /// `POST /networks/create`.
+    pub async fn create_network(&self, req: &NetworkCreate) -> Result<NetworkCreated> {
+        self.post_json("/networks/create", req).await
+    }
+
+    /// `GET /networks`.
+    pub async fn list_networks(&self) -> Result<Vec<NetworkInspect>> {
+        self.get_json("/networks").await
+    }
+
+    /// `GET /networks/{id}`.
+    pub async fn inspect_network(&self, key: &str) -> Result<NetworkInspect> {
+        self.get_json(&format!("/networks/{}", percent_encode(key)))
+            .await
+    }
+
+    /// `GET /networks/{id}` as raw JSON.
+    pub async fn inspect_network_raw(&self, key: &str) -> Result<serde_json::Value> {
+        self.get_json(&format!("/networks/{}", percent_encode(key)))
+            .await
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub async fn remove_network(&self, key: &str) -> Result<()> {
+        self.delete(&format!("/networks/{}", percent_encode(key)))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /networks/prune`.
+    pub async fn prune_networks(&self) -> Result<NetworkPruneReport> {
+        self.post_decode("/networks/prune").await
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Volumes
     // -----------------------------------------------------------------------------------------
 

@@ -216,6 +216,7 @@ pub struct ContainerInspect {
     pub mounts: Vec<MountPoint>,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    pub network_settings: NetworkSettings,
 }
 
 /// One row of `GET /containers/json[?all=1&filters=...]`.
@@ -493,4 +494,111 @@ pub struct EventActor {
     #[serde(rename = "ID")]
     pub id: String,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// `NetworkSettings` of `GET /containers/{id}/json` (Docker's shape; IPv4 only).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    /// The container's network namespace file (empty for none/host).
+    pub sandbox_key: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    pub gateway: String,
+    pub mac_address: String,
+    /// Network name -> endpoint.
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// A container's endpoint on one network.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    pub mac_address: String,
+}
+
+/// One `IPAM.Config` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    pub subnet: String,
+    pub gateway: String,
+}
+
+/// `IPAM` of a network.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkIpam {
+    pub driver: String,
+    pub config: Vec<IpamConfig>,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// Only `bridge` (the default when empty).
+    pub driver: String,
+    pub internal: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: NetworkIpam,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Answer of `POST /networks/create`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreated {
+    pub id: String,
+    pub warning: String,
+}
+
+/// A container attached to a network, in [`NetworkInspect`].
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    /// `ip/prefix`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `GET /networks/{id}` and the rows of `GET /networks`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    pub internal: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: NetworkIpam,
+    /// Container id -> endpoint.
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Answer of `POST /networks/prune`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkPruneReport {
+    pub networks_deleted: Vec<String>,
 }

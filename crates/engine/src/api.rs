@@ -162,6 +162,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/volumes/create", post(create_volume))
         .route("/volumes/prune", post(prune_volumes))
         .route("/volumes/{name}", get(inspect_volume).delete(remove_volume))
+        .route("/networks", get(list_networks))
+        .route("/networks/create", post(create_network))
+        .route("/networks/prune", post(prune_networks))
+        .route(
+            "/networks/{id}",
+            get(inspect_network).delete(remove_network),
+        )
         .route("/system/df", get(disk_usage))
         .route("/system/prune", post(prune_system))
         .route("/events", get(events))
@@ -748,6 +755,28 @@ async fn remove_volume(
 
 async fn prune_volumes(State(engine): State<AppState>) -> ApiResult {
     Ok(Json(engine.prune_volumes()?).into_response())
+}
+
+async fn list_networks(State(engine): State<AppState>) -> ApiResult {
+    Ok(Json(engine.list_networks()).into_response())
+}
+
+async fn create_network(State(engine): State<AppState>, body: Bytes) -> ApiResult {
+    let req: berth_engine_client::NetworkCreate = parse_body(&body, "network create request")?;
+    Ok((StatusCode::CREATED, Json(engine.create_network(req).await?)).into_response())
+}
+
+async fn inspect_network(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(engine.inspect_network(&id)?).into_response())
+}
+
+async fn remove_network(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    engine.remove_network(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn prune_networks(State(engine): State<AppState>) -> ApiResult {
+    Ok(Json(engine.prune_networks().await?).into_response())
 }
 
 async fn disk_usage(State(engine): State<AppState>) -> ApiResult {

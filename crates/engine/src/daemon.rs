@@ -35,7 +35,21 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         std::fs::remove_file(&socket)?;
     }
-    let engine = Engine::open(&opts.root).await?;
+    let mut net = berth_network::NetworkOptions::new(&opts.root);
+    if let Some(p) = opts.network_prefix.as_deref().filter(|p| !p.is_empty()) {
+        if p.len() > 6 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+            anyhow::bail!("invalid network prefix {p:?}: use 1-6 letters or digits");
+        }
+        net.prefix = p.to_string();
+    }
+    if let Some(s) = opts
+        .default_bridge_subnet
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        net.default_subnet = s.parse()?;
+    }
+    let engine = Engine::open_with(&opts.root, net).await?;
     let listener = tokio::net::UnixListener::bind(&socket)?;
     tracing::info!(socket = %socket.display(), root = %opts.root.display(), "berth engine listening");
     eprintln!(

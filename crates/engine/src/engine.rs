@@ -77,6 +77,7 @@ pub struct Engine {
     pub paths: Paths,
     pub images: ImageStore,
     pub volumes: Volumes,
+    pub networks: berth_network::Networks,
     pub events: EventBus,
     pub(crate) exe: PathBuf,
     pub(crate) slots: Mutex<HashMap<String, Slot>>,
@@ -97,12 +98,21 @@ fn attrs(rec: &ContainerRecord) -> BTreeMap<String, String> {
 impl Engine {
     /// Opens (creating if needed) the engine's data directory and restores its containers.
     pub async fn open(root: &Path) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(root, berth_network::NetworkOptions::new(root)).await
+    }
+
+    /// [`open`](Self::open) with explicit network options.
+    pub async fn open_with(
+        root: &Path,
+        net: berth_network::NetworkOptions,
+    ) -> anyhow::Result<Arc<Self>> {
         let paths = Paths::new(root);
         paths.create_all()?;
         let images = ImageStore::open(root)?;
         let exe = std::fs::read_link("/proc/self/exe")?;
         let engine = Arc::new(Self {
             volumes: Volumes::new(paths.volumes()),
+            networks: berth_network::Networks::open(net)?,
             paths,
             images,
             events: EventBus::new(),
@@ -208,6 +218,9 @@ impl Engine {
             )),
             other => other.into(),
         })?;
+        if let Some(net) = crate::networking::bridge_network(&req.host_config.network_mode) {
+            self.networks.get(net)?;
+        }
         let id = crate::names::new_id();
         let config = prepare::effective_config(&req, &image.config, &id)?;
         // Bind sources must exist; named volumes are created on demand.
@@ -361,7 +374,8 @@ impl Engine {
         };
         slot.starting = false;
         match result {
-            Ok(ready) => {
+            Ok((ready, attachment)) => {
+                slot.rec.network = attachment;
                 let s = &mut slot.rec.state;
                 s.status = "running".into();
                 s.running = true;
@@ -400,7 +414,10 @@ impl Engine {
         }
     }
 
-    fn start_blocking(&self, rec: &ContainerRecord) -> Result<Ready> {
+    fn start_blocking(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(Ready, Option<berth_network::Attachment>)> {
         let dir = self.paths.container(&rec.id);
         let image = self.images.get(&rec.image_id)?;
         let layers = self.images.layer_paths(&image)?;
@@ -418,6 +435,19 @@ impl Engine {
             }
         }
         let rootfs = rootfs::mount_rootfs(&dir, &layers)?;
+        let attachment = match crate::networking::bridge_network(&rec.host_config.network_mode) {
+            Some(net) => match self.networks.attach(net, &rec.id) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let _ = rootfs::unmount_rootfs(&dir);
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        let mut rec = rec.clone();
+        rec.network = attachment.clone();
+        let rec = &rec;
         let result = (|| -> Result<Ready> {
             make_workdir(&rootfs, &rec.config.working_dir);
             for b in &rec.host_config.binds {
@@ -451,8 +481,11 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = rootfs::unmount_rootfs(&dir);
+            if let Some(a) = &attachment {
+                let _ = self.networks.detach(&rec.id, a);
+            }
         }
-        result
+        result.map(|r| (r, attachment))
     }
 
     fn spawn_monitor(&self, dir: &Path) -> Result<Ready> {
@@ -600,6 +633,7 @@ impl Engine {
         }
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || rootfs::unmount_rootfs(&d)).await;
+        self.release_network(id).await;
         let mut a = attrs(&rec);
         if rec.state.oom_killed {
             self.events.publish("container", "oom", id, a.clone());
@@ -821,6 +855,7 @@ impl Engine {
                 )));
             }
         }
+        self.release_network(&id).await;
         let dir = self.paths.container(&id);
         let runtime = self.runtime();
         let id2 = id.clone();
@@ -910,6 +945,7 @@ impl Engine {
                 .to_string(),
             restart_count: rec.restart_count,
             mounts: rec.mounts.clone(),
+            network_settings: crate::networking::settings(&rec),
             config: rec.config.clone(),
             host_config: rec.host_config.clone(),
         })
@@ -957,6 +993,15 @@ impl Engine {
                 }
             }
             self.lock().insert(rec.id.clone(), Slot::new(rec));
+        }
+        {
+            let live: std::collections::HashSet<String> =
+                attach.iter().map(|(id, _)| id.clone()).collect();
+            let engine = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                engine.networks.reconcile(&|c: &str| live.contains(c))
+            })
+            .await;
         }
         for (id, pid) in attach {
             if let Some(slot) = self.lock().get_mut(&id) {

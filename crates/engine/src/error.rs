@@ -45,3 +45,15 @@ impl From<std::io::Error> for EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+impl From<berth_network::NetworkError> for EngineError {
+    fn from(e: berth_network::NetworkError) -> Self {
+        use berth_network::NetworkError as E;
+        match e {
+            E::NotFound(m) => Self::NotFound(m),
+            E::Invalid(m) => Self::Invalid(m),
+            E::Conflict(m) => Self::Conflict(m),
+            E::System(m) => Self::Internal(m),
+        }
+    }
+}

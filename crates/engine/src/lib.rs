@@ -9,6 +9,8 @@
 //! - [`monitor`] — the per-container monitor process (`berth __monitor`): runs the container
 //!   through berth-runtime, holds stdio, writes [`logfile`]s, records the exit.
 //! - [`exec_helper`] — the exec helper process (`berth __exec`); [`exec`] drives it.
+//! - [`networking`] — bridge networks through berth-network: API-facing network calls and
+//!   the attach/detach of containers at start and exit.
 //! - [`health`], [`logs`], [`listing`], [`system`], [`volumes`], [`events`]: one feature each.
 //!
 //! Process model: the daemon is async (tokio) and never forks containers itself; youki's
@@ -27,6 +29,7 @@ pub mod logfile;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod networking;
 pub mod paths;
 pub mod prepare;
 pub mod record;
@@ -43,6 +46,10 @@ pub struct DaemonOptions {
     pub host: String,
     /// Data directory.
     pub root: PathBuf,
+    /// Prefix of the links and the nftables table the engine creates (default `berth`).
+    pub network_prefix: Option<String>,
+    /// Subnet of the default `bridge` network (default 172.28.0.0/16).
+    pub default_bridge_subnet: Option<String>,
 }
 
 /// Runs the engine daemon until SIGINT/SIGTERM.

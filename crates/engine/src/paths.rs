@@ -7,6 +7,7 @@
 //!                                 resolv.conf, upper/, work/, rootfs/ (overlay mount point)
 //! runtime/                        libcontainer's per-container state
 //! volumes/<name>/                 meta.json, _data/
+//! networks/<id>.json, netns/<id>  bridge networks and container namespaces (berth-network)
 //! tmp/                            uploads being staged
 //! ```
 

@@ -190,11 +190,13 @@ pub fn validate_host_config(req: &ContainerCreate) -> Result<()> {
     }
     match hc.network_mode.as_str() {
         "" | "none" | "host" | "default" => {}
-        other => {
+        other if other.starts_with("container:") => {
             return Err(EngineError::Invalid(format!(
-                "network mode {other:?} is not supported: use none or host"
-            )))
+            "network mode {other:?} is not supported yet: use none, host, bridge or a network name"
+        )))
         }
+        // `bridge` or a user-defined network: checked against the networks at create.
+        _ => {}
     }
     let rp = &hc.restart_policy;
     match rp.name.as_str() {
@@ -360,7 +362,10 @@ pub fn write_etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<()>
     } else {
         hosts.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         hosts.push_str("fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
-        hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        match &rec.network {
+            Some(a) => hosts.push_str(&format!("{}\t{hostname}\n", a.ip)),
+            None => hosts.push_str(&format!("127.0.1.1\t{hostname}\n")),
+        }
     }
     for entry in &rec.host_config.extra_hosts {
         if let Some((h, ip)) = entry.split_once(':') {
@@ -480,10 +485,10 @@ pub fn spec_input(
         cpu_quota,
         cpu_period: cpu_quota.map(|_| 100_000),
         pids_limit: hc.pids_limit.filter(|p| *p > 0),
-        network: if hc.network_mode == "host" {
-            NetworkMode::Host
-        } else {
-            NetworkMode::New
+        network: match &rec.network {
+            Some(a) => NetworkMode::Path(a.netns.clone()),
+            None if hc.network_mode == "host" => NetworkMode::Host,
+            None => NetworkMode::New,
         },
         cgroups_path: rec.cgroup_path(),
         ulimits: hc

@@ -36,6 +36,9 @@ pub struct ContainerRecord {
     /// with it by `rm -v` and `--rm`.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The container's endpoint on a bridge network while it runs (namespace, veth, address).
+    #[serde(default)]
+    pub network: Option<berth_network::Attachment>,
 }
 
 impl ContainerRecord {

@@ -14,7 +14,78 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 pub struct TestEngine {
     pub root: PathBuf,
     pub sock: PathBuf,
+    /// This engine's link/nftables prefix (`--network-prefix`): every link and the nftables
+    /// table it creates carry it, so cleanup removes exactly what this engine made.
+    pub net_prefix: String,
+    /// Subnet of this engine's default `bridge` network.
+    pub bridge_subnet: String,
     child: Option<Child>,
+}
+
+/// A random number from the clock, the pid and a counter (no rand dependency in tests).
+fn random_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    RandomState::new().hash_one((
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now(),
+    ))
+}
+
+/// A /24 in 10.64.0.0/10 that no route of the host covers now (parallel tests pick at random;
+/// a clash makes `network create` fail loudly rather than share a subnet).
+pub fn free_subnet() -> String {
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    loop {
+        let r = random_u64();
+        let (a, b) = (64 + (r % 64) as u8, ((r >> 8) % 256) as u8);
+        let net = format!("10.{a}.{b}.");
+        if !routes.contains(&net) {
+            return format!("{net}0/24");
+        }
+    }
+}
+
+/// Links of the host whose name starts with `prefix`.
+pub fn links_with_prefix(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the nftables table `inet NAME` exists.
+pub fn nft_table_exists(name: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Deletes every link and the nftables table of an engine's network prefix.
+pub fn cleanup_network(prefix: &str) {
+    for l in links_with_prefix(prefix) {
+        let _ = Command::new("ip").args(["link", "del", &l]).output();
+    }
+    if nft_table_exists(prefix) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", prefix])
+            .output();
+    }
 }
 
 fn unique(prefix: &str) -> String {
@@ -37,6 +108,8 @@ impl TestEngine {
         let mut engine = Self {
             root,
             sock,
+            net_prefix: format!("bt{:04x}", random_u64() & 0xffff),
+            bridge_subnet: free_subnet(),
             child: None,
         };
         engine.spawn_daemon();
@@ -57,6 +130,8 @@ impl TestEngine {
             .args(["-H", &self.host(), "--root"])
             .arg(self.root.join("data"))
             .arg("engine")
+            .env("BERTH_NETWORK_PREFIX", &self.net_prefix)
+            .env("BERTH_DEFAULT_BRIDGE_SUBNET", &self.bridge_subnet)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -156,6 +231,7 @@ impl Drop for TestEngine {
         }
         self.stop_daemon(false);
         cleanup_root(&self.root);
+        cleanup_network(&self.net_prefix);
     }
 }
 

@@ -1,0 +1,516 @@
+//! The engine's networks: their state files (`<dir>/<id>.json`: config and address leases,
+//! written atomically), their bridges and firewall table, and the endpoints (veth pair, netns,
+//! address) of containers attached to them. Policy only: kernel work goes through [`crate::link`],
+//! [`crate::netns`] and [`crate::firewall`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NetworkError, Result};
+use crate::ipam::{Leases, Subnet};
+use crate::{firewall, link, netns};
+
+/// The name of the default bridge network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Linux limits interface names to 15 bytes.
+const IFNAMSIZ: usize = 15;
+/// The interface name inside the container.
+pub const CONTAINER_IF: &str = "eth0";
+
+/// How the engine sets networking up.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// State files of networks.
+    pub dir: PathBuf,
+    /// Where container namespaces are bound (`<root>/netns`).
+    pub netns_dir: PathBuf,
+    /// Prefix of every link this engine creates, and the name of its nftables table.
+    pub prefix: String,
+    /// Subnet of the default `bridge` network.
+    pub default_subnet: Subnet,
+    /// Pool user networks without `--subnet` get a /24 from.
+    pub pool: Subnet,
+}
+
+impl NetworkOptions {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            dir: root.join("networks"),
+            netns_dir: root.join("netns"),
+            prefix: "berth".into(),
+            default_subnet: "172.28.0.0/16".parse().expect("valid"),
+            pool: "172.29.0.0/16".parse().expect("valid"),
+        }
+    }
+}
+
+/// A network as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub internal: bool,
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The Linux bridge.
+    pub bridge: String,
+    #[serde(default)]
+    pub ipam: Leases,
+}
+
+/// A request to create a user-defined network.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<Ipv4Addr>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container's endpoint on a network; stored in the container's record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attachment {
+    pub network_id: String,
+    pub network_name: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// Host end of the veth pair.
+    pub veth: String,
+    /// The container's network namespace file.
+    pub netns: PathBuf,
+}
+
+pub struct Networks {
+    opts: NetworkOptions,
+    table: Mutex<BTreeMap<String, Network>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+        && n.len() <= 64
+}
+
+/// Docker's MAC scheme: 02:42 followed by the IPv4 address.
+fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+impl Networks {
+    /// Loads the networks (creating the default one's record; its bridge comes with the first
+    /// container attached to it).
+    pub fn open(opts: NetworkOptions) -> Result<Self> {
+        std::fs::create_dir_all(&opts.dir)?;
+        let mut table = BTreeMap::new();
+        for e in std::fs::read_dir(&opts.dir)?.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                continue;
+            }
+            match std::fs::read(&p).map_err(NetworkError::from).and_then(|b| {
+                serde_json::from_slice::<Network>(&b)
+                    .map_err(|e| NetworkError::System(e.to_string()))
+            }) {
+                Ok(n) => {
+                    table.insert(n.id.clone(), n);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), "ignoring unreadable network state: {e}")
+                }
+            }
+        }
+        let nets = Self {
+            opts,
+            table: Mutex::new(table),
+        };
+        let mut t = nets.lock();
+        if !t.values().any(|n| n.name == DEFAULT_NETWORK) {
+            let subnet = nets.opts.default_subnet;
+            let n = Network {
+                id: new_id(),
+                name: DEFAULT_NETWORK.into(),
+                driver: "bridge".into(),
+                subnet,
+                gateway: subnet.first_host(),
+                internal: false,
+                created: now(),
+                labels: BTreeMap::new(),
+                bridge: nets.truncate(format!("{}0", nets.opts.prefix)),
+                ipam: Leases::default(),
+            };
+            nets.save(&n)?;
+            t.insert(n.id.clone(), n);
+        }
+        drop(t);
+        Ok(nets)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Network>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn truncate(&self, mut s: String) -> String {
+        s.truncate(IFNAMSIZ);
+        s
+    }
+
+    fn save(&self, n: &Network) -> Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(n).map_err(|e| NetworkError::System(e.to_string()))?;
+        write_atomic(&self.opts.dir.join(format!("{}.json", n.id)), &bytes)?;
+        Ok(())
+    }
+
+    pub fn options(&self) -> &NetworkOptions {
+        &self.opts
+    }
+
+    /// The host end of a container's veth pair.
+    pub fn veth_name(&self, container_id: &str) -> String {
+        self.truncate(format!("{}{container_id}", self.opts.prefix))
+    }
+
+    pub fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.opts.netns_dir.join(container_id)
+    }
+
+    pub fn list(&self) -> Vec<Network> {
+        let mut v: Vec<Network> = self.lock().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// By id, name, or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Network> {
+        find(&self.lock(), key).cloned()
+    }
+
+    /// Rewrites the firewall table for the networks whose bridge exists.
+    fn sync_firewall(&self, t: &BTreeMap<String, Network>) -> Result<()> {
+        let rules: Vec<firewall::BridgeRule> = t
+            .values()
+            .filter(|n| link::exists(&n.bridge))
+            .map(|n| firewall::BridgeRule {
+                bridge: n.bridge.clone(),
+                subnet: n.subnet,
+                internal: n.internal,
+            })
+            .collect();
+        if rules.is_empty() && !self.table_exists() {
+            return Ok(());
+        }
+        firewall::apply(&firewall::script(
+            &self.opts.prefix,
+            &self.opts.prefix,
+            &rules,
+        ))
+    }
+
+    fn table_exists(&self) -> bool {
+        std::process::Command::new("nft")
+            .args(["list", "table", "inet", &self.opts.prefix])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn ensure_bridge(&self, t: &BTreeMap<String, Network>, n: &Network) -> Result<()> {
+        let existed = link::exists(&n.bridge);
+        link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
+        if !existed {
+            self.sync_firewall(t)?;
+        }
+        Ok(())
+    }
+
+    pub fn create(&self, req: CreateNetwork) -> Result<Network> {
+        if !valid_name(&req.name) {
+            return Err(NetworkError::Invalid(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                req.name
+            )));
+        }
+        if matches!(
+            req.name.as_str(),
+            "host" | "none" | "default" | DEFAULT_NETWORK
+        ) {
+            return Err(NetworkError::Conflict(format!(
+                "network name {:?} is reserved: pick another name",
+                req.name
+            )));
+        }
+        let mut t = self.lock();
+        if t.values().any(|n| n.name == req.name) {
+            return Err(NetworkError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let routes = link::routed_subnets();
+        let used = |s: &Subnet| {
+            t.values().any(|n| n.subnet.overlaps(s)) || routes.iter().any(|r| r.overlaps(s))
+        };
+        let subnet = match req.subnet {
+            Some(s) => {
+                if let Some(other) = t.values().find(|n| n.subnet.overlaps(&s)) {
+                    return Err(NetworkError::Conflict(format!(
+                        "subnet {s} overlaps network {} ({}): pick another subnet",
+                        other.name, other.subnet
+                    )));
+                }
+                if let Some(r) = routes.iter().find(|r| r.overlaps(&s)) {
+                    return Err(NetworkError::Conflict(format!(
+                        "subnet {s} overlaps the host route {r}: pick another subnet"
+                    )));
+                }
+                s
+            }
+            None => (0..)
+                .map_while(|i| self.opts.pool.nth_child(24, i))
+                .find(|s| !used(s))
+                .ok_or_else(|| {
+                    NetworkError::Conflict(format!(
+                        "all subnets of the pool {} are in use: give --subnet",
+                        self.opts.pool
+                    ))
+                })?,
+        };
+        let gateway = match req.gateway {
+            Some(g) if !subnet.is_host(g) => {
+                return Err(NetworkError::Invalid(format!(
+                    "gateway {g} is not a host address of subnet {subnet}"
+                )))
+            }
+            Some(g) => g,
+            None => subnet.first_host(),
+        };
+        let id = new_id();
+        let n = Network {
+            bridge: self.truncate(format!("{}br{}", self.opts.prefix, &id)),
+            id,
+            name: req.name,
+            driver: "bridge".into(),
+            subnet,
+            gateway,
+            internal: req.internal,
+            created: now(),
+            labels: req.labels,
+            ipam: Leases::default(),
+        };
+        self.save(&n)?;
+        t.insert(n.id.clone(), n.clone());
+        if let Err(e) = self.ensure_bridge(&t, &n) {
+            t.remove(&n.id);
+            let _ = std::fs::remove_file(self.opts.dir.join(format!("{}.json", n.id)));
+            let _ = link::delete(&n.bridge);
+            let _ = self.sync_firewall(&t);
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Removes a user-defined network without endpoints: its bridge, rules and state.
+    pub fn remove(&self, key: &str) -> Result<Network> {
+        let mut t = self.lock();
+        let n = find(&t, key)?.clone();
+        if n.name == DEFAULT_NETWORK {
+            return Err(NetworkError::Conflict(format!(
+                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )));
+        }
+        if !n.ipam.leases.is_empty() {
+            return Err(NetworkError::Conflict(format!(
+                "error while removing network: network {} has active endpoints: remove or stop its containers first",
+                n.name
+            )));
+        }
+        link::delete(&n.bridge)?;
+        t.remove(&n.id);
+        std::fs::remove_file(self.opts.dir.join(format!("{}.json", n.id)))?;
+        self.sync_firewall(&t)?;
+        Ok(n)
+    }
+
+    /// Removes every user-defined network without endpoints; returns their names.
+    pub fn prune(&self) -> Vec<String> {
+        let unused: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|n| n.name != DEFAULT_NETWORK && n.ipam.leases.is_empty())
+            .map(|n| n.id)
+            .collect();
+        unused
+            .iter()
+            .filter_map(|id| self.remove(id).ok().map(|n| n.name))
+            .collect()
+    }
+
+    /// Gives the container a namespace, an address on the network, and a veth pair into it
+    /// with a default route through the gateway (none on internal networks).
+    pub fn attach(&self, key: &str, container_id: &str) -> Result<Attachment> {
+        let mut t = self.lock();
+        let n = find(&t, key)?.clone();
+        self.ensure_bridge(&t, &n)?;
+        let net = t.get_mut(&n.id).expect("found");
+        let ip = net.ipam.allocate(&n.subnet, n.gateway, container_id)?;
+        let net = net.clone();
+        self.save(&net)?;
+        let att = Attachment {
+            network_id: n.id.clone(),
+            network_name: n.name.clone(),
+            ip,
+            prefix: n.subnet.prefix,
+            gateway: n.gateway,
+            mac: mac_for(ip),
+            veth: self.veth_name(container_id),
+            netns: self.netns_path(container_id),
+        };
+        let setup = || -> Result<()> {
+            // Leftovers of an earlier run of this container go first.
+            let _ = link::delete(&att.veth);
+            let _ = netns::remove(&att.netns);
+            netns::create(&att.netns)?;
+            link::create_veth(&att.veth, CONTAINER_IF, &att.netns, &n.bridge)?;
+            let mut cmds = vec![format!("link set {CONTAINER_IF} address {}", att.mac)];
+            cmds.extend(link::configure_commands(
+                CONTAINER_IF,
+                ip,
+                n.subnet.prefix,
+                (!n.internal).then_some(n.gateway),
+            ));
+            netns::run_in(&att.netns, move || link::ip_batch(&cmds))
+        };
+        if let Err(e) = setup() {
+            let _ = link::delete(&att.veth);
+            let _ = netns::remove(&att.netns);
+            if let Some(net) = t.get_mut(&n.id) {
+                net.ipam.release(container_id);
+                let net = net.clone();
+                let _ = self.save(&net);
+            }
+            return Err(e);
+        }
+        Ok(att)
+    }
+
+    /// Undoes [`attach`](Self::attach): deletes the veth pair and the namespace, frees the
+    /// address. Safe to call more than once.
+    pub fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
+        let mut t = self.lock();
+        let r1 = link::delete(&att.veth);
+        let r2 = netns::remove(&att.netns);
+        if let Some(net) = t.get_mut(&att.network_id) {
+            if net.ipam.release(container_id) {
+                let net = net.clone();
+                self.save(&net)?;
+            }
+        }
+        r1.and(r2)
+    }
+
+    /// After an engine restart: frees leases, deletes veths and namespace files of containers
+    /// for which `live` is false, deletes bridges of networks that no longer exist, and
+    /// recreates bridges and rules of networks that do (after a reboot).
+    pub fn reconcile(&self, live: &dyn Fn(&str) -> bool) {
+        let mut t = self.lock();
+        for net in t.values_mut() {
+            let dropped = net.ipam.retain_owners(live);
+            if !dropped.is_empty() {
+                tracing::info!(network = %net.name, "freed {} stale address lease(s)", dropped.len());
+                let net = net.clone();
+                if let Err(e) = self.save(&net) {
+                    tracing::warn!("cannot save network {}: {e}", net.name);
+                }
+            }
+        }
+        let mut keep: Vec<String> = t.values().map(|n| n.bridge.clone()).collect();
+        for net in t.values() {
+            keep.extend(net.ipam.leases.values().map(|c| self.veth_name(c)));
+        }
+        for name in link::list_with_prefix(&self.opts.prefix) {
+            if !keep.contains(&name) {
+                tracing::info!(link = %name, "deleting orphaned link");
+                let _ = link::delete(&name);
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.opts.netns_dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !live(&name) {
+                    let _ = netns::remove(&e.path());
+                }
+            }
+        }
+        let user: Vec<Network> = t
+            .values()
+            .filter(|n| n.name != DEFAULT_NETWORK || !n.ipam.leases.is_empty())
+            .cloned()
+            .collect();
+        for n in user {
+            if let Err(e) = link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix) {
+                tracing::warn!(network = %n.name, "cannot restore bridge: {e}");
+            }
+        }
+        if let Err(e) = self.sync_firewall(&t) {
+            tracing::warn!("cannot restore firewall rules: {e}");
+        }
+    }
+}
+
+fn find<'a>(t: &'a BTreeMap<String, Network>, key: &str) -> Result<&'a Network> {
+    if let Some(n) = t.get(key) {
+        return Ok(n);
+    }
+    if let Some(n) = t.values().find(|n| n.name == key) {
+        return Ok(n);
+    }
+    let m: Vec<&Network> = t
+        .values()
+        .filter(|n| !key.is_empty() && n.id.starts_with(key))
+        .collect();
+    match m.len() {
+        1 => Ok(m[0]),
+        0 => Err(NetworkError::NotFound(format!("network {key} not found"))),
+        _ => Err(NetworkError::Invalid(format!(
+            "network {key} is ambiguous ({} matches): give more of its id",
+            m.len()
+        ))),
+    }
+}
