@@ -220,3 +220,54 @@ fn addresses_are_unique_and_survive_an_engine_restart() {
     );
     assert_eq!(links_with_prefix(&e.net_prefix).len(), 1, "only the bridge");
 }
+
+#[test]
+fn bad_network_requests_fail_clearly_and_leave_nothing() {
+    let e = engine();
+    let subnet = free_subnet();
+    e.ok(&["network", "create", "--subnet", &subnet, "first"]);
+    let fails = |args: &[&str], want: &str| {
+        let out = e.berth(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+        out.status.code()
+    };
+    fails(
+        &["network", "create", "--subnet", &free_subnet(), "first"],
+        "already exists",
+    );
+    fails(
+        &["network", "create", "--subnet", &subnet, "second"],
+        "overlaps",
+    );
+    fails(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &free_subnet(),
+            "--gateway",
+            "192.0.2.77",
+            "third",
+        ],
+        "not a host address",
+    );
+    fails(
+        &["network", "create", "--subnet", "10.1.2.3/24", "fourth"],
+        "host bits",
+    );
+    fails(&["network", "create", "bridge"], "reserved");
+    fails(&["network", "rm", "bridge"], "pre-defined");
+    fails(&["network", "rm", "nosuch"], "not found");
+    let code = fails(
+        &["run", "--network", "nosuch", "bb", "true"],
+        "network nosuch not found",
+    );
+    assert_eq!(code, Some(125));
+    assert_eq!(e.ok(&["ps", "-aq"]), "");
+    assert!(!e.ok(&["network", "ls"]).contains("second"));
+    e.ok(&["network", "rm", "first"]);
+    assert!(links_with_prefix(&e.net_prefix).is_empty());
+    assert!(!nft_table_exists(&e.net_prefix));
+}

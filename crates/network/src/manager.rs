@@ -253,6 +253,25 @@ impl Networks {
 
     fn ensure_bridge(&self, t: &BTreeMap<String, Network>, n: &Network) -> Result<()> {
         let existed = link::exists(&n.bridge);
+        if !existed {
+            // A route to the subnet that is not ours would make the bridge unreachable or
+            // hijack the host's traffic (the default network's subnet is only checked here).
+            if let Some(r) = link::routed_subnets()
+                .iter()
+                .find(|r| r.overlaps(&n.subnet))
+            {
+                return Err(NetworkError::Conflict(format!(
+                    "the subnet {} of network {} overlaps the host route {r}: {}",
+                    n.subnet,
+                    n.name,
+                    if n.name == DEFAULT_NETWORK {
+                        "start the engine with --default-bridge-subnet set to a free range"
+                    } else {
+                        "remove the network and create it with another --subnet"
+                    }
+                )));
+            }
+        }
         link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
         if !existed {
             self.sync_firewall(t)?;
