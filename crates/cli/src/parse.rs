@@ -397,6 +397,40 @@ pub fn parse_signal(s: &str) -> Result<String> {
     bail!("invalid signal: {s}")
 }
 
+/// `-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]` -> (`"PORT/PROTO"`, binding).
+pub fn parse_publish(spec: &str) -> anyhow::Result<(String, berth_engine_client::PortBinding)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid publish spec {spec:?}: expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]"
+        )
+    };
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, ctr) = match parts[..] {
+        [c] => ("", "", c),
+        [h, c] => ("", h, c),
+        [i, h, c] => (i, h, c),
+        _ => return Err(bad()),
+    };
+    let port_ok = |p: &str| p.parse::<u16>().map(|n| n > 0).unwrap_or(false);
+    if !port_ok(ctr) || (!host.is_empty() && !port_ok(host)) {
+        return Err(bad());
+    }
+    if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(bad());
+    }
+    Ok((
+        format!("{ctr}/{proto}"),
+        berth_engine_client::PortBinding {
+            host_ip: ip.to_string(),
+            host_port: host.to_string(),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,5 +587,25 @@ mod tests {
         assert_eq!(parse_signal("SIGKILL").unwrap(), "SIGKILL");
         assert_eq!(parse_signal("9").unwrap(), "9");
         assert!(parse_signal("FOO").is_err());
+    }
+
+    #[test]
+    fn publish_specs() {
+        let (k, b) = parse_publish("127.0.0.1:8080:80").unwrap();
+        assert_eq!(
+            (k.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("80/tcp", "127.0.0.1", "8080")
+        );
+        let (k, b) = parse_publish("8080:80/udp").unwrap();
+        assert_eq!(
+            (k.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("80/udp", "", "8080")
+        );
+        let (k, b) = parse_publish("80").unwrap();
+        assert_eq!((k.as_str(), b.host_port.as_str()), ("80/tcp", ""));
+        assert_eq!(parse_publish("127.0.0.1::80").unwrap().1.host_port, "");
+        for bad in ["", "x", "0", "1:2:3:4", "70000:80", "host:80:80"] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -79,6 +79,10 @@ pub struct ContainerFlags {
     /// Connect a container to a network: none (the default), host, bridge or a network name.
     #[arg(long, visible_alias = "net")]
     pub network: Option<String>,
+    /// Publish a container's TCP port to the host: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]
+    /// (needs a bridge network).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
     /// Container host name.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
@@ -305,6 +309,10 @@ pub fn build_create(
     };
     for v in &f.volumes {
         hc.binds.push(parse::parse_volume(v)?);
+    }
+    for p in &f.publish {
+        let (key, binding) = parse::parse_publish(p)?;
+        hc.port_bindings.entry(key).or_default().push(binding);
     }
     for t in &f.tmpfs {
         let (path, opts) = parse::parse_tmpfs(t)?;

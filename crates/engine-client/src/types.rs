@@ -79,8 +79,10 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
-    /// `none` (the default until container networking lands) or `host`.
+    /// `none` (the default), `host`, `bridge` or a user-defined network's name or id.
     pub network_mode: String,
+    /// `-p`: `"PORT/tcp"` -> host bindings (empty `HostPort`: an ephemeral port).
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     pub restart_policy: RestartPolicy,
     /// `--rm`: remove the container when it exits.
     pub auto_remove: bool,
@@ -496,6 +498,15 @@ pub struct EventActor {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// One host address a container port is published on.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    /// Empty: all addresses.
+    pub host_ip: String,
+    pub host_port: String,
+}
+
 /// `NetworkSettings` of `GET /containers/{id}/json` (Docker's shape; IPv4 only).
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
@@ -510,6 +521,8 @@ pub struct NetworkSettings {
     pub mac_address: String,
     /// Network name -> endpoint.
     pub networks: BTreeMap<String, EndpointSettings>,
+    /// Published ports while running: `"PORT/tcp"` -> actual host bindings.
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
 }
 
 /// A container's endpoint on one network.

@@ -51,6 +51,8 @@ pub(crate) struct Slot {
     pub backoff: Duration,
     pub health_task: Option<AbortHandle>,
     pub restart_task: Option<AbortHandle>,
+    /// Proxies of published ports.
+    pub port_tasks: Vec<AbortHandle>,
 }
 
 impl Slot {
@@ -69,6 +71,7 @@ impl Slot {
             backoff: BACKOFF_START,
             health_task: None,
             restart_task: None,
+            port_tasks: Vec::new(),
         }
     }
 }
@@ -362,19 +365,31 @@ impl Engine {
             }
             slot.rec.clone()
         };
-        let engine = self.clone();
-        let rec2 = rec.clone();
-        let result = tokio::task::spawn_blocking(move || engine.start_blocking(&rec2))
-            .await
-            .map_err(EngineError::internal)
-            .and_then(|r| r);
+        let bound = crate::ports::bind(&rec.host_config.port_bindings);
+        let result = match bound {
+            Ok(bound) => {
+                let engine = self.clone();
+                let rec2 = rec.clone();
+                tokio::task::spawn_blocking(move || engine.start_blocking(&rec2))
+                    .await
+                    .map_err(EngineError::internal)
+                    .and_then(|r| r)
+                    .map(|r| (r, bound))
+            }
+            Err(e) => Err(e),
+        };
         let mut slots = self.lock();
         let Some(slot) = slots.get_mut(&rec.id) else {
             return Err(EngineError::NotFound(format!("no such container: {key}")));
         };
         slot.starting = false;
         match result {
-            Ok((ready, attachment)) => {
+            Ok(((ready, attachment), bound)) => {
+                if let Some(a) = &attachment {
+                    let (tasks, actual) = crate::ports::spawn(bound, a.ip);
+                    slot.port_tasks = tasks;
+                    slot.rec.ports = actual;
+                }
                 slot.rec.network = attachment;
                 let s = &mut slot.rec.state;
                 s.status = "running".into();
@@ -1006,6 +1021,16 @@ impl Engine {
         for (id, pid) in attach {
             if let Some(slot) = self.lock().get_mut(&id) {
                 slot.started_instant = Some(Instant::now());
+                // Published ports are served by the engine: bind them again.
+                if let (Some(a), false) = (&slot.rec.network, slot.rec.ports.is_empty()) {
+                    match crate::ports::bind(&slot.rec.ports) {
+                        Ok(bound) => {
+                            let (tasks, _) = crate::ports::spawn(bound, a.ip);
+                            slot.port_tasks = tasks;
+                        }
+                        Err(e) => tracing::warn!(%id, "cannot publish ports again: {e}"),
+                    }
+                }
             }
             self.watch_monitor(id.clone(), pid);
             if let Ok(rec) = self.record(&id) {

@@ -31,6 +31,7 @@ pub mod monitor;
 pub mod names;
 pub mod networking;
 pub mod paths;
+pub(crate) mod ports;
 pub mod prepare;
 pub mod record;
 pub mod rootfs;

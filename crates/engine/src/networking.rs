@@ -44,6 +44,7 @@ pub fn settings(rec: &ContainerRecord) -> NetworkSettings {
         gateway: ep.gateway.clone(),
         mac_address: ep.mac_address.clone(),
         sandbox_key: a.netns.display().to_string(),
+        ports: rec.ports.clone(),
         networks: BTreeMap::from([(a.network_name.clone(), ep)]),
     }
 }
@@ -56,6 +57,10 @@ impl Engine {
             let Some(slot) = slots.get_mut(id) else {
                 return;
             };
+            for t in slot.port_tasks.drain(..) {
+                t.abort();
+            }
+            slot.rec.ports.clear();
             slot.rec.network.take().map(|a| (a, slot.rec.clone()))
         };
         let Some((att, rec)) = att else {

@@ -198,6 +198,17 @@ pub fn validate_host_config(req: &ContainerCreate) -> Result<()> {
         // `bridge` or a user-defined network: checked against the networks at create.
         _ => {}
     }
+    if !hc.port_bindings.is_empty() {
+        if crate::networking::bridge_network(&hc.network_mode).is_none() {
+            return Err(EngineError::Invalid(
+                "published ports need a bridge network: add --network bridge (or a network name)"
+                    .into(),
+            ));
+        }
+        for key in hc.port_bindings.keys() {
+            crate::ports::container_port(key)?;
+        }
+    }
     let rp = &hc.restart_policy;
     match rp.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}

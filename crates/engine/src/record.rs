@@ -39,6 +39,9 @@ pub struct ContainerRecord {
     /// The container's endpoint on a bridge network while it runs (namespace, veth, address).
     #[serde(default)]
     pub network: Option<berth_network::Attachment>,
+    /// Published ports while running, with the host ports actually bound.
+    #[serde(default)]
+    pub ports: std::collections::BTreeMap<String, Vec<berth_engine_client::PortBinding>>,
 }
 
 impl ContainerRecord {
