@@ -271,3 +271,46 @@ fn bad_network_requests_fail_clearly_and_leave_nothing() {
     assert!(links_with_prefix(&e.net_prefix).is_empty());
     assert!(!nft_table_exists(&e.net_prefix));
 }
+
+#[test]
+fn containers_find_each_other_by_name_on_a_user_network() {
+    let e = engine();
+    e.ok(&["network", "create", "--subnet", &free_subnet(), "dnsnet"]);
+    e.ok(&["network", "create", "--subnet", &free_subnet(), "othernet"]);
+    let ip = web(&e, "named-web", "dnsnet", 5004);
+    reachable(&e, "dnsnet", &ip, 5004, "named-web");
+    // busybox nslookup has its own DNS client (its wget/nc name lookups need NSS).
+    let script = "a=$(nslookup named-web | awk '/^Address/ {x=$NF} END {print x}'); \
+                  echo resolved=$a; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $a 5004";
+    e.eventually(Duration::from_secs(15), "a GET by name", || {
+        let out = e.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "dnsnet",
+            "bb",
+            "sh",
+            "-c",
+            script,
+        ]);
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.contains(&format!("resolved={ip}")) && out.contains("served-by-named-web")
+    });
+    // Another network's DNS does not know the name (and does not ask outside for it).
+    let out = e.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "othernet",
+        "bb",
+        "nslookup",
+        "named-web",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&ip),
+        "{out:?}"
+    );
+    e.ok(&["rm", "-f", "named-web"]);
+    e.ok(&["network", "rm", "dnsnet", "othernet"]);
+    assert!(links_with_prefix(&e.net_prefix).is_empty());
+}

@@ -85,6 +85,8 @@ pub struct Engine {
     pub(crate) exe: PathBuf,
     pub(crate) slots: Mutex<HashMap<String, Slot>>,
     pub(crate) execs: Mutex<HashMap<String, crate::exec::ExecEntry>>,
+    /// Embedded DNS responders by network id.
+    pub(crate) dns: Mutex<HashMap<String, AbortHandle>>,
 }
 
 fn now() -> String {
@@ -122,6 +124,7 @@ impl Engine {
             exe,
             slots: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            dns: Mutex::new(HashMap::new()),
         });
         engine.restore().await;
         Ok(engine)
@@ -415,6 +418,10 @@ impl Engine {
                 self.events
                     .publish("container", "start", &rec.id, attrs(&rec));
                 self.watch_monitor(rec.id.clone(), ready.monitor_pid);
+                if let Some(a) = rec.network.clone() {
+                    let engine = self.clone();
+                    tokio::spawn(async move { engine.ensure_dns(&a).await });
+                }
                 crate::health::spawn(self, &rec);
                 Ok(())
             }
@@ -1033,6 +1040,9 @@ impl Engine {
                 }
             }
             self.watch_monitor(id.clone(), pid);
+            if let Some(a) = self.record(&id).ok().and_then(|r| r.network) {
+                self.ensure_dns(&a).await;
+            }
             if let Ok(rec) = self.record(&id) {
                 crate::health::spawn(self, &rec);
             }

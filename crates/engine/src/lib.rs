@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod daemon;
+pub(crate) mod dns;
 pub mod engine;
 pub mod error;
 pub mod events;

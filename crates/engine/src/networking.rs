@@ -198,6 +198,7 @@ impl Engine {
         }
         let engine = self.clone();
         let id = n.id.clone();
+        self.stop_dns(&n.id);
         tokio::task::spawn_blocking(move || engine.networks.remove(&id))
             .await
             .map_err(EngineError::internal)??;

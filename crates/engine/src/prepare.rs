@@ -386,7 +386,19 @@ pub fn write_etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<()>
     std::fs::write(dir.join("hosts"), hosts)?;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = resolv_conf(&host_resolv, &rec.host_config.dns, host_network);
+    let mut resolv = resolv_conf(&host_resolv, &rec.host_config.dns, host_network);
+    // User-defined networks: the engine's DNS on the gateway resolves container names and
+    // forwards the rest (explicit --dns servers win, as in Docker).
+    if let Some(a) = rec.network.as_ref().filter(|a| {
+        a.network_name != berth_network::DEFAULT_NETWORK && rec.host_config.dns.is_empty()
+    }) {
+        resolv = resolv
+            .lines()
+            .filter(|l| !l.starts_with("nameserver"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            + &format!("nameserver {}\noptions ndots:0\n", a.gateway);
+    }
     std::fs::write(dir.join("resolv.conf"), resolv)
 }
 
