@@ -83,6 +83,9 @@ pub struct ContainerFlags {
     /// (needs a bridge network).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Add a network-scoped alias for the container (user-defined networks).
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
     /// Container host name.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
@@ -389,6 +392,19 @@ pub fn build_create(
         stop_signal,
         stop_timeout: f.stop_timeout,
         healthcheck,
+        networking_config: if f.network_alias.is_empty() {
+            Default::default()
+        } else {
+            berth_engine_client::NetworkingConfig {
+                endpoints_config: [(
+                    f.network.clone().unwrap_or_default(),
+                    berth_engine_client::EndpointConfig {
+                        aliases: f.network_alias.clone(),
+                    },
+                )]
+                .into(),
+            }
+        },
         host_config: hc,
     })
 }

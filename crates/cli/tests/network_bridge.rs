@@ -296,6 +296,48 @@ fn containers_find_each_other_by_name_on_a_user_network() {
         let out = String::from_utf8_lossy(&out.stdout).into_owned();
         out.contains(&format!("resolved={ip}")) && out.contains("served-by-named-web")
     });
+    // An alias resolves too.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "aliased",
+        "--network",
+        "dnsnet",
+        "--network-alias",
+        "svc-alias",
+        "bb",
+        "sleep",
+        "600",
+    ]);
+    let alias_ip = ip_of(&e, "aliased");
+    assert!(e
+        .inspect("aliased", "{{json .NetworkSettings.Networks}}")
+        .contains("svc-alias"));
+    e.eventually(Duration::from_secs(15), "the alias to resolve", || {
+        let out = e.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "dnsnet",
+            "bb",
+            "nslookup",
+            "svc-alias",
+        ]);
+        String::from_utf8_lossy(&out.stdout).contains(&alias_ip)
+    });
+    // Aliases are for user-defined networks only.
+    let out = e.berth(&[
+        "run",
+        "--network",
+        "bridge",
+        "--network-alias",
+        "x1",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    e.ok(&["rm", "-f", "aliased"]);
     // Another network's DNS does not know the name (and does not ask outside for it).
     let out = e.berth(&[
         "run",

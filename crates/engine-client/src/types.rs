@@ -120,6 +120,23 @@ pub struct ContainerCreate {
     pub stop_timeout: Option<u64>,
     pub healthcheck: Option<HealthConfig>,
     pub host_config: HostConfig,
+    /// Per-network endpoint settings (`--network-alias`).
+    pub networking_config: NetworkingConfig,
+}
+
+/// `NetworkingConfig` of a create request: network name -> endpoint settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    pub endpoints_config: BTreeMap<String, EndpointConfig>,
+}
+
+/// What a create request asks of one network endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointConfig {
+    /// Extra names the container answers to in the network's DNS.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -539,6 +556,7 @@ pub struct EndpointSettings {
     #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: i64,
     pub mac_address: String,
+    pub aliases: Vec<String>,
 }
 
 /// One `IPAM.Config` entry.

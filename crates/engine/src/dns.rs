@@ -76,7 +76,8 @@ fn lookup(engine: &Engine, network_id: &str, name: &str) -> Option<Vec<Ipv4Addr>
             (a.network_id == network_id
                 && (r.name.eq_ignore_ascii_case(name)
                     || r.short_id() == name
-                    || r.config.hostname.eq_ignore_ascii_case(name)))
+                    || r.config.hostname.eq_ignore_ascii_case(name)
+                    || r.aliases.iter().any(|x| x.eq_ignore_ascii_case(name))))
             .then_some(a.ip)
         })
         .collect();

@@ -227,6 +227,7 @@ impl Engine {
         if let Some(net) = crate::networking::bridge_network(&req.host_config.network_mode) {
             self.networks.get(net)?;
         }
+        let aliases = crate::networking::aliases(&req)?;
         let id = crate::names::new_id();
         let config = prepare::effective_config(&req, &image.config, &id)?;
         // Bind sources must exist; named volumes are created on demand.
@@ -322,6 +323,7 @@ impl Engine {
             gid,
             additional_gids,
             anonymous_volumes,
+            aliases,
             state: ContainerState {
                 status: "created".into(),
                 started_at: ZERO_TIME.into(),

@@ -25,6 +25,37 @@ pub fn bridge_network(mode: &str) -> Option<&str> {
     }
 }
 
+/// The `--network-alias`es of a create request: only for user-defined networks.
+pub fn aliases(req: &berth_engine_client::ContainerCreate) -> Result<Vec<String>> {
+    let mode = req.host_config.network_mode.as_str();
+    let mut out = Vec::new();
+    for (net, ep) in &req.networking_config.endpoints_config {
+        if ep.aliases.is_empty() {
+            continue;
+        }
+        if net != mode {
+            return Err(EngineError::Invalid(format!(
+                "aliases given for network {net:?} but the container joins {mode:?}"
+            )));
+        }
+        if matches!(bridge_network(mode), None | Some(DEFAULT_NETWORK)) {
+            return Err(EngineError::Invalid(
+                "network-scoped aliases are supported only for containers on user-defined networks"
+                    .into(),
+            ));
+        }
+        for a in &ep.aliases {
+            if !crate::names::valid_name(a) {
+                return Err(EngineError::Invalid(format!(
+                    "invalid network alias {a:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `NetworkSettings` of `inspect`.
 pub fn settings(rec: &ContainerRecord) -> NetworkSettings {
     let Some(a) = &rec.network else {
@@ -37,6 +68,7 @@ pub fn settings(rec: &ContainerRecord) -> NetworkSettings {
         ip_address: a.ip.to_string(),
         ip_prefix_len: a.prefix as i64,
         mac_address: a.mac.clone(),
+        aliases: rec.aliases.clone(),
     };
     NetworkSettings {
         ip_address: ep.ip_address.clone(),

@@ -39,6 +39,9 @@ pub struct ContainerRecord {
     /// The container's endpoint on a bridge network while it runs (namespace, veth, address).
     #[serde(default)]
     pub network: Option<berth_network::Attachment>,
+    /// `--network-alias`: extra names in the network's DNS.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Published ports while running, with the host ports actually bound.
     #[serde(default)]
     pub ports: std::collections::BTreeMap<String, Vec<berth_engine_client::PortBinding>>,
