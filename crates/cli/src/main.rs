@@ -102,6 +102,8 @@ enum Command {
     Top(containers::TopArgs),
     /// Display a live stream of container resource usage statistics.
     Stats(stats::StatsArgs),
+    /// List port mappings of a container.
+    Port(networks::PortArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -352,6 +354,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Save(a) => images::save(c, a).await,
         Command::Volume(cmd) => volumes::dispatch(c, cmd).await,
         Command::Network(cmd) => networks::dispatch(c, cmd).await,
+        Command::Port(a) => networks::port(c, a).await,
         Command::System(cmd) => system::dispatch(c, cmd).await,
         Command::Events(a) => system::events(c, a).await,
     }

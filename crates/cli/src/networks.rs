@@ -177,3 +177,44 @@ async fn prune(client: &EngineClient, args: PruneArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `berth port CONTAINER [PORT[/PROTO]]`.
+#[derive(Debug, Clone, Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Only this container port (`80` or `80/tcp`).
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+}
+
+/// Prints `80/tcp -> 127.0.0.1:8080` lines (or only `127.0.0.1:8080` for one port), as Docker.
+pub async fn port(client: &EngineClient, args: PortArgs) -> Result<i32> {
+    let c = client.inspect_container(&args.container).await?;
+    let want = args.port.as_ref().map(|p| {
+        if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut any = false;
+    for (key, list) in &c.network_settings.ports {
+        if want.as_ref().is_some_and(|w| w != key) {
+            continue;
+        }
+        for b in list {
+            any = true;
+            if want.is_some() {
+                outln!("{}:{}", b.host_ip, b.host_port);
+            } else {
+                outln!("{key} -> {}:{}", b.host_ip, b.host_port);
+            }
+        }
+    }
+    if let (Some(w), false) = (&want, any) {
+        errln!("no public port '{w}' published for {}", args.container);
+        return Ok(1);
+    }
+    Ok(0)
+}

@@ -62,6 +62,12 @@ fn a_published_port_answers_on_loopback_and_survives_an_engine_restart() {
         ports.contains(&format!("\"HostPort\":\"{port}\"")),
         "{ports}"
     );
+    assert_eq!(
+        e.ok(&["port", "pub1"]),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert_eq!(e.ok(&["port", "pub1", "80"]), format!("127.0.0.1:{port}"));
+    assert!(!e.berth(&["port", "pub1", "81"]).status.success());
     // A host port in use is a clear error at run.
     let out = web(&e, "pub2", &format!("127.0.0.1:{port}:80"));
     assert_eq!(out.status.code(), Some(125));
