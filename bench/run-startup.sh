@@ -17,6 +17,7 @@ cleanup() {
   [ -n "${DOCKERD_PID:-}" ] && kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
   grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$WORK"
+  rmdir /sys/fs/cgroup/*/berth /sys/fs/cgroup/berth 2>/dev/null
 }
 trap cleanup EXIT
 
