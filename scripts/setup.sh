@@ -6,6 +6,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# The Docker CLI (a client only here) is a peer the tests drive against the engine's API.
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

@@ -11,7 +11,7 @@
 //! tmp/                            uploads being staged
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -61,17 +61,5 @@ impl Paths {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same dir, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
+/// Atomic file writes (temp file, fsync, rename), shared with the network state.
+pub use berth_network::write_atomic;

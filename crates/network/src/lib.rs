@@ -18,4 +18,6 @@ pub mod netns;
 
 pub use error::NetworkError;
 pub use ipam::Subnet;
-pub use manager::{Attachment, CreateNetwork, Network, NetworkOptions, Networks, DEFAULT_NETWORK};
+pub use manager::{
+    write_atomic, Attachment, CreateNetwork, Network, NetworkOptions, Networks, DEFAULT_NETWORK,
+};
