@@ -1,0 +1,106 @@
+//! Berth's state store: one [`Store`] trait with etcd-like semantics, so the embedded backend
+//! used by `berth server`/`berth up` and the etcd backend used for a highly available control
+//! plane are interchangeable.
+//!
+//! Semantics (etcd v3's): keyed byte values; one store-wide [`Revision`] that every writing
+//! transaction bumps by one; per key create/mod revisions and a version; transactions of
+//! compares and ops ([`Txn`]) for compare-and-swap; range reads by prefix with pagination; and
+//! [`Store::watch`] from any revision not yet compacted, which is what controllers are fed by.
+//! An acknowledged write is durable in the durable backends.
+//!
+//! Layout:
+//! - `types`: the data model ([`KeyValue`], [`Txn`], [`WatchEvent`], ...);
+//! - `error`: [`StoreError`];
+//! - `logic`: backend-independent rules (compare evaluation, transaction validation);
+//! - `memory`: [`MemoryStore`], the in-process reference backend (tests, throwaway servers).
+
+mod error;
+pub mod logic;
+mod memory;
+mod types;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use types::{
+    Compare, CompareOp, CompareTarget, EventKind, KeyValue, Op, OpResult, RangeRequest,
+    RangeResponse, Revision, Txn, TxnResponse, WatchEvent, WatchStream,
+};
+
+/// An etcd-like key-value store. Every method is atomic; implementations are shared between
+/// tasks (`Arc<dyn Store>`).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Runs a transaction atomically (see [`Txn`]).
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError>;
+
+    /// Reads the keys under a prefix, in key order.
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError>;
+
+    /// Streams every change to keys under `prefix` with revision >= `from_revision`, first the
+    /// history still kept, then live changes. `from_revision` 0 means "changes after now".
+    /// A revision older than the compacted one fails with [`StoreError::Compacted`].
+    async fn watch(&self, prefix: &str, from_revision: Revision)
+        -> Result<WatchStream, StoreError>;
+
+    /// The current store revision.
+    async fn revision(&self) -> Result<Revision, StoreError>;
+
+    /// Drops the change history older than `revision` (watches from before it then fail).
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
+
+    /// Reads one key.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let response = self.txn(Txn::new().and_then(Op::get(key))).await?;
+        Ok(match response.results.into_iter().next() {
+            Some(OpResult::Get { kv }) => kv,
+            _ => None,
+        })
+    }
+
+    /// Writes one key unconditionally; returns the write's revision.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<Revision, StoreError> {
+        Ok(self
+            .txn(Txn::new().and_then(Op::put(key, value)))
+            .await?
+            .revision)
+    }
+
+    /// Writes `key` only if it does not exist; returns the revision, or `None` if it existed.
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<Option<Revision>, StoreError> {
+        let response = self
+            .txn(
+                Txn::new()
+                    .when(Compare::missing(key))
+                    .and_then(Op::put(key, value)),
+            )
+            .await?;
+        Ok(response.succeeded.then_some(response.revision))
+    }
+
+    /// Writes `key` only if it was last written at `mod_revision` (compare-and-swap); returns
+    /// the new revision, or `None` if someone else wrote it since.
+    async fn update(
+        &self,
+        key: &str,
+        mod_revision: Revision,
+        value: Vec<u8>,
+    ) -> Result<Option<Revision>, StoreError> {
+        let response = self
+            .txn(
+                Txn::new()
+                    .when(Compare::mod_revision(key, mod_revision))
+                    .and_then(Op::put(key, value)),
+            )
+            .await?;
+        Ok(response.succeeded.then_some(response.revision))
+    }
+
+    /// Deletes one key; returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let response = self.txn(Txn::new().and_then(Op::delete(key))).await?;
+        Ok(matches!(
+            response.results.first(),
+            Some(OpResult::Delete { deleted }) if !deleted.is_empty()
+        ))
+    }
+}
