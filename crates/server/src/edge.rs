@@ -1,0 +1,204 @@
+//! The API edge: AWS JSON 1.1 over HTTP. Parses the target and body into a typed request,
+//! authenticates, calls the core and renders the response or the ECS error. No business logic
+//! lives here.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_api::{EcsError, Operation};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::core::{Core, Ctx};
+use crate::Auth;
+
+/// What every request handler shares.
+pub struct App {
+    pub core: Core,
+    pub auth: Auth,
+    pub default_region: String,
+    /// `http://HOST:PORT` of the listener.
+    pub endpoint: String,
+}
+
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// `POST /`: one ECS call.
+pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = crate::ids::uuid();
+    let result = call(&app, &headers, &body).await;
+    let (status, body) = match result {
+        Ok(body) => (StatusCode::OK, body),
+        Err(e) => {
+            if let EcsError::Server(m) = &e {
+                tracing::error!(request_id, "request failed: {m}");
+            } else {
+                tracing::debug!(request_id, code = e.code(), "request rejected: {e}");
+            }
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, e.body())
+        }
+    };
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    response
+}
+
+/// Any other method or path.
+pub async fn fallback() -> Response {
+    let e = EcsError::UnknownOperation("send POST / with an X-Amz-Target header".into());
+    let mut response = (StatusCode::BAD_REQUEST, e.body()).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(&crate::ids::uuid()) {
+        response.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    response
+}
+
+/// The region of the Authorization header's credential scope
+/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), without verifying it.
+fn scope_region(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let cred = cred.split([',', ' ']).next()?;
+    let mut parts = cred.split('/');
+    let _key = parts.next()?;
+    let _date = parts.next()?;
+    let region = parts.next()?;
+    (!region.is_empty()).then(|| region.to_owned())
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        let m = e.to_string();
+        if m.starts_with("missing field") {
+            EcsError::invalid(m.replace("missing field", "missing required parameter"))
+        } else {
+            EcsError::Serialization(format!(
+                "the request body is not valid for the operation: {m}"
+            ))
+        }
+    })
+}
+
+fn render<T: Serialize>(value: T) -> Result<Vec<u8>, EcsError> {
+    serde_json::to_vec(&value).map_err(EcsError::server)
+}
+
+async fn call(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, EcsError> {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let op = Operation::from_target(target)
+        .ok_or_else(|| EcsError::UnknownOperation(format!("unknown operation `{target}`")))?;
+    let region = match &app.auth {
+        // Authentication: the place where berth_auth::verify runs when auth is on.
+        Auth::Disabled => scope_region(headers),
+    }
+    .unwrap_or_else(|| app.default_region.clone());
+    let endpoint = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_else(|| app.endpoint.clone());
+    let ctx = Ctx { region, endpoint };
+    let c = &app.core;
+    macro_rules! route {
+        ($method:ident) => {
+            render(c.$method(&ctx, parse(body)?).await?)
+        };
+    }
+    match op {
+        Operation::CreateCluster => route!(create_cluster),
+        Operation::DescribeClusters => route!(describe_clusters),
+        Operation::ListClusters => route!(list_clusters),
+        Operation::UpdateCluster => route!(update_cluster),
+        Operation::UpdateClusterSettings => route!(update_cluster_settings),
+        Operation::DeleteCluster => route!(delete_cluster),
+        Operation::RegisterTaskDefinition => route!(register_task_definition),
+        Operation::DescribeTaskDefinition => route!(describe_task_definition),
+        Operation::ListTaskDefinitions => route!(list_task_definitions),
+        Operation::ListTaskDefinitionFamilies => route!(list_task_definition_families),
+        Operation::DeregisterTaskDefinition => route!(deregister_task_definition),
+        Operation::DeleteTaskDefinitions => route!(delete_task_definitions),
+        Operation::RegisterContainerInstance => route!(register_container_instance),
+        Operation::DeregisterContainerInstance => route!(deregister_container_instance),
+        Operation::DescribeContainerInstances => route!(describe_container_instances),
+        Operation::ListContainerInstances => route!(list_container_instances),
+        Operation::UpdateContainerInstancesState => route!(update_container_instances_state),
+        Operation::PutAttributes => route!(put_attributes),
+        Operation::ListAttributes => route!(list_attributes),
+        Operation::DeleteAttributes => route!(delete_attributes),
+        Operation::RunTask => route!(run_task),
+        Operation::StartTask => route!(start_task),
+        Operation::StopTask => route!(stop_task),
+        Operation::DescribeTasks => route!(describe_tasks),
+        Operation::ListTasks => route!(list_tasks),
+        Operation::TagResource => route!(tag_resource),
+        Operation::UntagResource => route!(untag_resource),
+        Operation::ListTagsForResource => route!(list_tags_for_resource),
+        Operation::ListAccountSettings => route!(list_account_settings),
+        Operation::PutAccountSetting => route!(put_account_setting),
+        Operation::PutAccountSettingDefault => route!(put_account_setting_default),
+        Operation::DeleteAccountSetting => route!(delete_account_setting),
+        Operation::DiscoverPollEndpoint => route!(discover_poll_endpoint),
+        Operation::SubmitTaskStateChange => route!(submit_task_state_change),
+        Operation::SubmitContainerStateChange => route!(submit_container_state_change),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_from_scope() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-3/ecs/aws4_request, SignedHeaders=host, Signature=abc",
+            ),
+        );
+        assert_eq!(scope_region(&h).as_deref(), Some("eu-west-3"));
+        assert_eq!(scope_region(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn parse_errors() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct R {
+            cluster: String,
+        }
+        assert_eq!(
+            parse::<R>(b"{").err().unwrap().code(),
+            "SerializationException"
+        );
+        assert_eq!(
+            parse::<R>(b"{}").err().unwrap().code(),
+            "InvalidParameterException"
+        );
+        assert_eq!(
+            parse::<R>(br#"{"cluster": 5}"#).err().unwrap().code(),
+            "SerializationException"
+        );
+        assert!(parse::<R>(br#"{"cluster": "x"}"#).is_ok());
+    }
+}

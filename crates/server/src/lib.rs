@@ -1,0 +1,102 @@
+//! Berth's control plane: an Amazon ECS-compatible API served over HTTP, with its state in a
+//! [`berth_store::Store`] and placement by [`berth_scheduler::place`].
+//!
+//! [`run`] serves on a bound listener until a shutdown future completes (tests bind port 0).
+//!
+//! # Layers
+//! - `edge`: AWS JSON 1.1 (`POST /`, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>`):
+//!   request id, authentication, parsing into a typed request ([`berth_api::shapes`]),
+//!   rendering the response or the ECS error. No business logic.
+//! - `core` + `ops/*`: handle one typed request against the store: `clusters`, `taskdefs`,
+//!   `instances`, `attributes`, `tasks` (RunTask/StartTask/StopTask/Describe/List), `agent`
+//!   (state changes from node agents), `tags`, `settings`.
+//! - `counts`: the only place task phases change, so counts stay exact; `placement`: the bridge
+//!   to the scheduler; `filter`: the cluster query language over stored instances;
+//!   `records`/`keys`: what is stored where; `ids`: random ids.
+//!
+//! # Key layout (values are JSON)
+//! | key | value |
+//! | --- | --- |
+//! | `clusters/NAME` | the wire `Cluster`, counts included; INACTIVE after DeleteCluster |
+//! | `families/FAMILY` | last revision, number of ACTIVE revisions |
+//! | `taskdefs/FAMILY/REVISION` (10 digits) | the `TaskDefinition` and its tags |
+//! | `instances/CLUSTER/ID` | the wire `ContainerInstance` + reservations, host ports, task groups |
+//! | `tasks/CLUSTER/ID` | the wire `Task` + instance id, reservation, host ports chosen |
+//! | `assignments/INSTANCE_ID/TASK_ID` | cluster, task ARN, desiredStatus: a task placed on the instance and not yet STOPPED |
+//! | `idempotency/CLUSTER/TOKEN` | the task ids a RunTask clientToken created |
+//! | `settings/default/NAME`, `settings/principal/ARN/NAME` | account settings |
+//!
+//! A node agent watches `assignments/<its instance id>/` (a put: a new task or a new
+//! desiredStatus; a delete: the task is STOPPED); controllers watch `tasks/`, `clusters/`.
+//! Nothing is loaded at start: every request reads the keys it needs (DescribeTasks is one
+//! multi-get), so start-up time does not depend on the number of tasks.
+//!
+//! # Exact counts
+//! Writers of one cluster (its record, instances and tasks) hold an in-process lock for that
+//! cluster and write everything a change touches in one store transaction that compares the
+//! mod revision of every record it read (compare-and-swap; on a lost race it re-reads and
+//! retries). A task's phase (pending/running/stopped) changes only in `counts::transition`,
+//! which adjusts the cluster's and the instance's counts and releases the reservation.
+
+mod core;
+mod counts;
+mod edge;
+mod error;
+mod filter;
+mod ids;
+mod keys;
+mod ops;
+mod placement;
+mod records;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::Router;
+use berth_store::Store;
+
+pub use crate::core::{Core, Ctx};
+pub use error::ServerError;
+
+/// How requests are authenticated.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// `--no-auth`: every request is accepted; the region comes from the SigV4 scope if any.
+    Disabled,
+}
+
+/// What the server needs besides its listener.
+pub struct ServerConfig {
+    pub store: Arc<dyn Store>,
+    /// The account id in ARNs.
+    pub account_id: String,
+    /// The region used when a request carries no SigV4 credential scope.
+    pub default_region: String,
+    pub auth: Auth,
+}
+
+/// Serves the ECS API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::Address)?;
+    let app = Arc::new(edge::App {
+        core: Core::new(config.store, config.account_id),
+        auth: config.auth,
+        default_region: config.default_region,
+        endpoint: format!("http://{addr}"),
+    });
+    let router = Router::new()
+        .route("/", post(edge::handle))
+        .fallback(edge::fallback)
+        .with_state(app);
+    tracing::info!(%addr, "serving the ECS API");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}

@@ -1,0 +1,11 @@
+//! The core's operations, one module per resource. Each is a method on [`crate::core::Core`]
+//! taking the request context and the typed request and returning the typed response.
+
+mod agent;
+mod attributes;
+mod clusters;
+mod instances;
+mod settings;
+mod tags;
+mod taskdefs;
+mod tasks;

@@ -1,0 +1,124 @@
+//! A real server on 127.0.0.1:0 with a MemoryStore and no authentication, and a small JSON
+//! client for it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use berth_server::{Auth, ServerConfig};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["__type"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_store(Arc::new(berth_store::MemoryStore::new())).await
+    }
+
+    pub async fn with_store(store: Arc<dyn berth_store::Store>) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let config = ServerConfig {
+            store,
+            account_id: "123456789012".into(),
+            default_region: "us-east-1".into(),
+            auth: Auth::Disabled,
+        };
+        let handle = tokio::spawn(async move {
+            berth_server::run(listener, config, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            url,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap();
+        }
+    }
+
+    pub async fn raw(&self, target: Option<&str>, body: &str) -> Reply {
+        let mut req = hyper::Request::post(format!("{}/", self.url))
+            .header("content-type", "application/x-amz-json-1.1");
+        if let Some(t) = target {
+            req = req.header("x-amz-target", t);
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        let resp = self.client.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Calls an ECS operation.
+    pub async fn call(&self, op: &str, body: Value) -> Reply {
+        let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+        self.raw(Some(&target), &body.to_string()).await
+    }
+
+    /// Calls an operation that must succeed; returns its body.
+    pub async fn ok(&self, op: &str, body: Value) -> Value {
+        let r = self.call(op, body).await;
+        assert_eq!(r.status, 200, "{op} failed: {}", r.body);
+        r.body
+    }
+
+    /// Calls an operation that must fail with `code`.
+    pub async fn err(&self, op: &str, body: Value, code: &str) -> Reply {
+        let r = self.call(op, body).await;
+        assert_eq!(
+            r.code(),
+            code,
+            "{op}: expected {code}, got {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(r.status, if code == "ServerException" { 500 } else { 400 });
+        assert!(r.body["message"].is_string());
+        r
+    }
+}
