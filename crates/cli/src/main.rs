@@ -17,6 +17,7 @@ mod internal;
 mod networks;
 mod parse;
 mod run;
+mod server;
 mod stats;
 mod system;
 mod tarstream;
@@ -72,6 +73,8 @@ struct Cli {
 enum Command {
     /// Run the engine daemon.
     Engine(EngineArgs),
+    /// Run the ECS-compatible control plane.
+    Server(server::ServerArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -252,7 +255,7 @@ fn main() {
         }
     };
 
-    let is_engine = matches!(cli.command, Command::Engine(_));
+    let is_engine = matches!(cli.command, Command::Engine(_) | Command::Server(_));
     init_logging(if is_engine {
         &cli.log_level
     } else {
@@ -295,6 +298,9 @@ fn main() {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Server(a) = &cli.command {
+        return server::serve(a.clone(), &cli.root).await;
+    }
     if let Command::Engine(a) = &cli.command {
         berth_engine::run_daemon(berth_engine::DaemonOptions {
             host: cli.host.clone(),
@@ -311,7 +317,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let client = EngineClient::new(&cli.host)?;
     let c = &client;
     match cli.command {
-        Command::Engine(_) | Command::Version => Ok(0),
+        Command::Engine(_) | Command::Version | Command::Server(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,

@@ -1,0 +1,90 @@
+//! `berth server`: the ECS-compatible control plane (berth-server) on a TCP listener.
+//!
+//! Prints, flushed, before serving: `berth server listening on http://HOST:PORT`, then either
+//! the credentials line (auth on) or `authentication disabled (--no-auth)`. Logs go to
+//! stderr. SIGTERM/SIGINT shut it down gracefully (exit 0).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use berth_server::{Auth, ServerConfig};
+
+/// Arguments of `berth server`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:9400")]
+    pub listen: String,
+    /// Directory of the server's store and credentials (default: <root>/server).
+    #[arg(long, env = "BERTH_STORE")]
+    pub store: Option<PathBuf>,
+    /// The AWS account id in ARNs.
+    #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = "123456789012")]
+    pub account_id: String,
+    /// Accept unsigned requests (local use only).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Region used when a request carries no SigV4 credential scope.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("invalid account id `{}`: use 12 digits", args.account_id);
+    }
+    let dir = args.store.clone().unwrap_or_else(|| root.join("server"));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+    let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::MemoryStore::new());
+    tracing::warn!(
+        "the durable store is not available yet: state is kept in memory and lost on exit"
+    );
+    let auth_line;
+    let auth = if args.no_auth {
+        auth_line = "authentication disabled (--no-auth)".to_owned();
+        Auth::Disabled
+    } else {
+        anyhow::bail!("request authentication is not available in this build yet: pass --no-auth");
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "berth server listening on http://{addr}")?;
+        writeln!(out, "{auth_line}")?;
+        out.flush()?;
+    }
+    let config = ServerConfig {
+        store,
+        account_id: args.account_id,
+        default_region: args.region,
+        auth,
+    };
+    berth_server::run(listener, config, shutdown_signal()).await?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
