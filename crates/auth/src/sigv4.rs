@@ -559,3 +559,306 @@ fn trim_all(value: &[u8], out: &mut Vec<u8>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CredentialEntry, Credentials};
+    use std::path::PathBuf;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const AKID: &str = "AKIDEXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const DATE: &str = "20150830T123600Z";
+
+    fn store() -> CredentialStore {
+        CredentialStore::from_entries(
+            PathBuf::from("x"),
+            vec![CredentialEntry {
+                profile: "default".into(),
+                credentials: Credentials {
+                    access_key_id: AKID.into(),
+                    secret_access_key: SECRET.into(),
+                },
+            }],
+        )
+    }
+
+    fn at(basic: &str) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(parse_basic(basic).unwrap() as u64)
+    }
+
+    /// A POST / signed the way botocore does it, with `headers` extra.
+    fn signed(headers: &[(&str, &str)], body: &[u8], region: &str) -> http::request::Parts {
+        let mut b = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", "127.0.0.1:9400");
+        // A request that brings its own `Date` header is signed with that instead.
+        if !headers.iter().any(|(k, _)| *k == "date") {
+            b = b.header("x-amz-date", DATE);
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let (mut parts, ()) = b.body(()).unwrap().into_parts();
+        let mut names: Vec<String> = parts.headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names.dedup();
+        let signed_headers = names.join(";");
+        let lookup = |n: &str| -> Vec<Vec<u8>> {
+            parts
+                .headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect()
+        };
+        let creq = canonical_request(&CanonicalInput {
+            method: "POST",
+            path: "/",
+            query: "",
+            signed_headers: &signed_headers,
+            lookup: &lookup,
+            payload_hash: &hex::encode(Sha256::digest(body)),
+            normalize_path: true,
+            plus_as_space: false,
+        });
+        let scope = format!("20150830/{region}/ecs/aws4_request");
+        let sts = string_to_sign(DATE, &scope, &creq);
+        let sig = signature(&signing_key(SECRET, "20150830", region, "ecs"), &sts);
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/{scope}, SignedHeaders={signed_headers}, Signature={sig}"
+        );
+        parts
+            .headers
+            .insert(http::header::AUTHORIZATION, auth.parse().unwrap());
+        parts
+    }
+
+    fn with_auth(auth: &str) -> http::request::Parts {
+        let mut p = signed(&[], b"{}", "us-east-1");
+        p.headers
+            .insert(http::header::AUTHORIZATION, auth.parse().unwrap());
+        p
+    }
+
+    fn err(parts: &http::request::Parts) -> (Option<&'static str>, String) {
+        let e = verify(parts, b"{}", &store(), at(DATE)).unwrap_err();
+        assert_eq!(e.http_status(), 400);
+        (e.aws_code(), e.to_string())
+    }
+
+    #[test]
+    fn accepts_its_own_signature_and_reports_the_scope() {
+        let p = signed(
+            &[(
+                "x-amz-target",
+                "AmazonEC2ContainerServiceV20141113.ListClusters",
+            )],
+            b"{}",
+            "eu-north-1",
+        );
+        let v = verify(&p, b"{}", &store(), at(DATE)).unwrap();
+        assert_eq!(
+            v,
+            VerifiedRequest {
+                access_key_id: AKID.into(),
+                region: "eu-north-1".into(),
+                service: "ecs".into()
+            }
+        );
+        assert!(v.check_service("ecs").is_ok());
+        let e = v.check_service("logs").unwrap_err();
+        assert_eq!(
+            (e.aws_code(), e.to_string().as_str()),
+            (
+                Some("IncompleteSignatureException"),
+                "Credential should be scoped to correct service: 'logs'. "
+            )
+        );
+        assert_eq!(scope_region(&p.headers).as_deref(), Some("eu-north-1"));
+    }
+
+    #[test]
+    fn missing_authorization() {
+        let mut p = signed(&[], b"{}", "us-east-1");
+        p.headers.remove(http::header::AUTHORIZATION);
+        assert_eq!(
+            err(&p),
+            (
+                Some("MissingAuthenticationTokenException"),
+                "Missing Authentication Token".into()
+            )
+        );
+        assert_eq!(scope_region(&p.headers), None);
+    }
+
+    #[test]
+    fn incomplete_authorization_lists_what_is_missing() {
+        let mut p = with_auth("AWS4-HMAC-SHA256 Credential=ABCDEF");
+        p.headers.remove("x-amz-date");
+        assert_eq!(
+            err(&p),
+            (
+                Some("IncompleteSignatureException"),
+                "Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4-HMAC-SHA256 Credential=ABCDEF".into()
+            )
+        );
+        assert_eq!(
+            err(&with_auth("Bearer")).1,
+            "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=Bearer"
+        );
+        assert_eq!(
+            err(&with_auth(
+                "AWS4-HMAC-SHA256 Credential=AKID /20150830/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=00"
+            )).1,
+            "'/20150830/us-east-1/ecs/aws4_request' not a valid key=value pair (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 Credential=AKID /20150830/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=00'."
+        );
+        assert_eq!(
+            err(&with_auth(
+                "AWS4-HMAC-SHA512 Credential=a/b/c/d/aws4_request, SignedHeaders=host, Signature=00"
+            )),
+            (
+                Some("IncompleteSignatureException"),
+                "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512'.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn malformed_scopes() {
+        let cases = [
+            ("AKIDEXAMPLE/20150830/us-east-1/ecs", "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got 'AKIDEXAMPLE/20150830/us-east-1/ecs'"),
+            ("AKIDEXAMPLE/20150830/us-east-1/ecs/aws4_reqest", "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws4_reqest'. "),
+            ("AKIDEXAMPLE/20150830/US_EAST/ecs/aws4_request", "Credential should be scoped to a valid region, not 'US_EAST'. "),
+            ("AKIDEXAMPLE/20150830//ecs/aws4_request", "Credential should be scoped to a valid region, not ''. "),
+            ("AKIDEXAMPLE/20150830/us-east-1//aws4_request", "Credential should be scoped to correct service: ''. "),
+        ];
+        for (cred, msg) in cases {
+            let p = with_auth(&format!(
+                "AWS4-HMAC-SHA256 Credential={cred}, SignedHeaders=host;x-amz-date, Signature=00"
+            ));
+            assert_eq!(err(&p), (Some("IncompleteSignatureException"), msg.into()));
+        }
+    }
+
+    #[test]
+    fn dates() {
+        let mut p = signed(&[], b"{}", "us-east-1");
+        p.headers
+            .insert("x-amz-date", "2015-08-30T12:36:00Z".parse().unwrap());
+        assert_eq!(
+            err(&p),
+            (Some("IncompleteSignatureException"), "Date must be in ISO-8601 'basic format'. Got '2015-08-30T12:36:00Z'. See http://en.wikipedia.org/wiki/ISO_8601".into())
+        );
+        p.headers
+            .insert("x-amz-date", "20150831T123600Z".parse().unwrap());
+        assert_eq!(
+            err(&p),
+            (Some("InvalidSignatureException"), "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20150830' != '20150831', from '20150831T123600Z'.".into())
+        );
+        let p = signed(&[], b"{}", "us-east-1");
+        let e = verify(&p, b"{}", &store(), at("20150830T124101Z")).unwrap_err();
+        assert_eq!(e.to_string(), "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)");
+        let e = verify(&p, b"{}", &store(), at("20150830T123059Z")).unwrap_err();
+        assert_eq!(e.to_string(), "Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)");
+        assert_eq!(e.aws_code(), Some("InvalidSignatureException"));
+        // Exactly five minutes either way is still accepted.
+        assert!(verify(&p, b"{}", &store(), at("20150830T124100Z")).is_ok());
+        assert!(verify(&p, b"{}", &store(), at("20150830T123100Z")).is_ok());
+    }
+
+    #[test]
+    fn date_header_instead_of_x_amz_date() {
+        // Signed with only an HTTP `Date`: the string to sign uses its basic form.
+        let p = signed(
+            &[("date", "Sun, 30 Aug 2015 12:36:00 GMT")],
+            b"{}",
+            "us-east-1",
+        );
+        assert!(!p.headers.contains_key("x-amz-date"));
+        verify(&p, b"{}", &store(), at(DATE)).unwrap();
+        // X-Amz-Date wins over Date when both are present.
+        let mut q = p.clone();
+        q.headers
+            .insert("x-amz-date", "20150830T123601Z".parse().unwrap());
+        assert_eq!(err(&q).0, Some("InvalidSignatureException"));
+        let mut q = p.clone();
+        q.headers
+            .insert(http::header::DATE, "not a date".parse().unwrap());
+        assert_eq!(
+            err(&q),
+            (
+                Some("IncompleteSignatureException"),
+                "Date must be in ISO-8601 'basic format'. Got 'not a date'. See http://en.wikipedia.org/wiki/ISO_8601".into()
+            )
+        );
+    }
+
+    #[test]
+    fn host_must_be_signed_and_tokens_are_refused() {
+        let p = with_auth(&format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/20150830/us-east-1/ecs/aws4_request, SignedHeaders=x-amz-date, Signature=00"
+        ));
+        assert_eq!(
+            err(&p),
+            (
+                Some("IncompleteSignatureException"),
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into()
+            )
+        );
+        let p = signed(&[("x-amz-security-token", "abc")], b"{}", "us-east-1");
+        assert_eq!(
+            err(&p),
+            (
+                Some("UnrecognizedClientException"),
+                "The security token included in the request is invalid.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn signature_problems_are_mismatches() {
+        let p = signed(&[], b"{}", "us-east-1");
+        let auth = p.headers[http::header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let base = &auth[..auth.len() - 64];
+        for sig in ["", "zz", &"0".repeat(64), &"A".repeat(64), &"0".repeat(66)] {
+            let q = with_auth(&format!("{base}{sig}"));
+            assert_eq!(err(&q).0, Some("InvalidSignatureException"), "{sig}");
+        }
+        // Upper-case hex of the right signature is still the right signature.
+        let q = with_auth(&format!("{base}{}", auth[auth.len() - 64..].to_uppercase()));
+        assert!(verify(&q, b"{}", &store(), at(DATE)).is_ok());
+        let mut q = signed(&[], b"{}", "us-east-1");
+        q.headers
+            .append(http::header::AUTHORIZATION, auth.parse().unwrap());
+        assert_eq!(err(&q).0, Some("IncompleteSignatureException"));
+    }
+
+    #[test]
+    fn canonical_pieces() {
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path("/a/./b/../c//d/"), "/a/c/d/");
+        assert_eq!(normalize_path("/.."), "/");
+        assert_eq!(normalize_path("/a/.."), "/");
+        assert_eq!(normalize_path("/a/b/."), "/a/b/");
+        assert_eq!(
+            canonical_query("b=2&a=%2f&a=1&c&d=x+y&%7e=~", false),
+            "a=%2F&a=1&b=2&c=&d=x%2By&~=~"
+        );
+        assert_eq!(
+            canonical_query("d=x+y&bad=%zz%4", true),
+            "bad=%25zz%254&d=x%20y"
+        );
+        let mut out = Vec::new();
+        trim_all(b"  a   b \t c  ", &mut out);
+        assert_eq!(out, b"a b \t c");
+        let mut out = Vec::new();
+        uri_encode("/ü b%".as_bytes(), false, &mut out);
+        assert_eq!(out, b"/%C3%BC%20b%25");
+    }
+}
