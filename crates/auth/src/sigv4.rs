@@ -271,7 +271,7 @@ pub fn verify(
         return Err(AuthError::InvalidSignature(format!(
             "Signature expired: {} is now earlier than {} ({} - 5 min.)",
             req_basic,
-            format_basic(now_secs - MAX_CLOCK_SKEW_SECS),
+            format_basic(now_secs.saturating_sub(MAX_CLOCK_SKEW_SECS)),
             format_basic(now_secs)
         )));
     }
@@ -279,7 +279,7 @@ pub fn verify(
         return Err(AuthError::InvalidSignature(format!(
             "Signature not yet current: {} is still later than {} ({} + 5 min.)",
             req_basic,
-            format_basic(now_secs + MAX_CLOCK_SKEW_SECS),
+            format_basic(now_secs.saturating_add(MAX_CLOCK_SKEW_SECS)),
             format_basic(now_secs)
         )));
     }
@@ -837,6 +837,20 @@ mod tests {
         q.headers
             .append(http::header::AUTHORIZATION, auth.parse().unwrap());
         assert_eq!(err(&q).0, Some("IncompleteSignatureException"));
+    }
+
+    #[test]
+    fn extreme_clocks_do_not_panic() {
+        let p = signed(&[], b"{}", "us-east-1");
+        let far = Duration::from_secs(1 << 40);
+        for now in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + far,
+            UNIX_EPOCH.checked_sub(far).unwrap(),
+        ] {
+            let e = verify(&p, b"{}", &store(), now).unwrap_err();
+            assert_eq!(e.aws_code(), Some("InvalidSignatureException"));
+        }
     }
 
     #[test]
