@@ -13,7 +13,8 @@ pub enum AuthError {
     /// The request carries no `Authorization` header.
     #[error("Missing Authentication Token")]
     MissingAuthenticationToken,
-    /// The `Authorization` header or its dates are malformed or incomplete; the text is AWS's.
+    /// The `Authorization` header, its credential or the date header is malformed or
+    /// incomplete; the text is AWS's.
     #[error("{0}")]
     IncompleteSignature(String),
     /// The access key id is unknown, or the request carries a session token (none are issued).
@@ -22,9 +23,10 @@ pub enum AuthError {
     /// The signature does not match the one computed from the request and the secret key.
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")]
     SignatureMismatch,
-    /// The request is otherwise well signed but fails a signature rule: its time is outside
-    /// the allowed window ("Signature expired: ...", "Signature not yet current: ...") or the
-    /// credential scope's date differs from the request's. The text is AWS's.
+    /// The request fails a signature rule: its time is outside the allowed window
+    /// ("Signature expired: ...", "Signature not yet current: ..."), the credential scope's
+    /// date differs from the request's, or the scope names an invalid region, service or
+    /// terminator ("Credential should be scoped to ..."). The text is AWS's.
     #[error("{0}")]
     InvalidSignature(String),
     /// The credentials file could not be read or written.

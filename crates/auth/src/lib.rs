@@ -18,11 +18,12 @@
 //! | situation | code | message |
 //! |---|---|---|
 //! | no `Authorization` header | `MissingAuthenticationTokenException` | `Missing Authentication Token` |
-//! | header lacks parts, no date, bad date format, bad scope | `IncompleteSignatureException` | AWS's text, e.g. `Authorization header requires 'Signature' parameter. ... Authorization=...` |
+//! | header lacks parts, no date, bad date format, credential not 5 elements, `host` unsigned | `IncompleteSignatureException` | AWS's text, e.g. `Authorization header requires 'Signature' parameter. ... Authorization=...` |
 //! | unknown access key id, or any session token | `UnrecognizedClientException` | `The security token included in the request is invalid.` |
 //! | signature differs | `InvalidSignatureException` | `The request signature we calculated does not match ...` |
 //! | time more than 5 minutes off | `InvalidSignatureException` | `Signature expired: ... (... - 5 min.)` / `Signature not yet current: ...` |
 //! | scope date is not the request's date | `InvalidSignatureException` | `Date in Credential scope does not match YYYYMMDD ...` |
+//! | scope region/service/terminator invalid | `InvalidSignatureException` | `Credential should be scoped to a valid region, not '...'. ` (and the like) |
 //!
 //! All of them are HTTP 400. No input makes this crate panic.
 

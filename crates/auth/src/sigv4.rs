@@ -52,7 +52,7 @@ impl VerifiedRequest {
         if self.service == expected {
             Ok(())
         } else {
-            Err(AuthError::IncompleteSignature(format!(
+            Err(AuthError::InvalidSignature(format!(
                 "Credential should be scoped to correct service: '{expected}'. "
             )))
         }
@@ -159,17 +159,17 @@ fn parse_scope(credential: &str) -> Result<Scope<'_>, AuthError> {
         )));
     };
     if terminator != SCOPE_TERMINATOR {
-        return Err(AuthError::IncompleteSignature(format!(
+        return Err(AuthError::InvalidSignature(format!(
             "Credential should be scoped with a valid terminator: '{SCOPE_TERMINATOR}', not '{terminator}'. "
         )));
     }
     if !valid_region(region) {
-        return Err(AuthError::IncompleteSignature(format!(
+        return Err(AuthError::InvalidSignature(format!(
             "Credential should be scoped to a valid region, not '{region}'. "
         )));
     }
     if !valid_service(service) {
-        return Err(AuthError::IncompleteSignature(format!(
+        return Err(AuthError::InvalidSignature(format!(
             "Credential should be scoped to correct service: '{service}'. "
         )));
     }
@@ -673,7 +673,7 @@ mod tests {
         assert_eq!(
             (e.aws_code(), e.to_string().as_str()),
             (
-                Some("IncompleteSignatureException"),
+                Some("InvalidSignatureException"),
                 "Credential should be scoped to correct service: 'logs'. "
             )
         );
@@ -735,11 +735,17 @@ mod tests {
             ("AKIDEXAMPLE/20150830//ecs/aws4_request", "Credential should be scoped to a valid region, not ''. "),
             ("AKIDEXAMPLE/20150830/us-east-1//aws4_request", "Credential should be scoped to correct service: ''. "),
         ];
-        for (cred, msg) in cases {
+        for (i, (cred, msg)) in cases.into_iter().enumerate() {
             let p = with_auth(&format!(
                 "AWS4-HMAC-SHA256 Credential={cred}, SignedHeaders=host;x-amz-date, Signature=00"
             ));
-            assert_eq!(err(&p), (Some("IncompleteSignatureException"), msg.into()));
+            // A malformed credential is an incomplete signature; a wrong scope an invalid one.
+            let code = if i == 0 {
+                "IncompleteSignatureException"
+            } else {
+                "InvalidSignatureException"
+            };
+            assert_eq!(err(&p), (Some(code), msg.into()));
         }
     }
 
