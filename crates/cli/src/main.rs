@@ -13,6 +13,7 @@
 mod containers;
 mod format;
 mod images;
+mod interactive;
 mod internal;
 mod networks;
 mod parse;
@@ -85,6 +86,8 @@ enum Command {
     Start(run::StartArgs),
     /// Execute a command in a running container.
     Exec(run::ExecArgs),
+    /// Attach local standard input, output and error to a running container.
+    Attach(interactive::AttachArgs),
     /// List containers.
     Ps(containers::PsArgs),
     /// Fetch the logs of a container.
@@ -162,6 +165,8 @@ enum ContainerCommand {
     Start(run::StartArgs),
     /// Execute a command in a running container.
     Exec(run::ExecArgs),
+    /// Attach local standard input, output and error to a running container.
+    Attach(interactive::AttachArgs),
     /// Fetch the logs of a container.
     Logs(containers::LogsArgs),
     /// Stop one or more running containers.
@@ -322,6 +327,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
         Command::Exec(a) => run::exec(c, a).await,
+        Command::Attach(a) => interactive::attach(c, a).await,
         Command::Ps(a) => containers::ps(c, a).await,
         Command::Logs(a) => containers::logs(c, a).await,
         Command::Stop(a) => containers::stop(c, a, false).await,
@@ -338,6 +344,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ContainerCommand::Create(a) => run::create(c, a).await,
             ContainerCommand::Start(a) => run::start(c, a).await,
             ContainerCommand::Exec(a) => run::exec(c, a).await,
+            ContainerCommand::Attach(a) => interactive::attach(c, a).await,
             ContainerCommand::Logs(a) => containers::logs(c, a).await,
             ContainerCommand::Stop(a) => containers::stop(c, a, false).await,
             ContainerCommand::Restart(a) => containers::stop(c, a, true).await,

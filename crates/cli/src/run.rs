@@ -143,6 +143,12 @@ pub struct ContainerFlags {
     /// Automatically remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Keep STDIN open (and attach it) even if not attached.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -203,6 +209,9 @@ pub struct StartArgs {
     /// Attach stdout/stderr and forward signals.
     #[arg(short = 'a', long)]
     pub attach: bool,
+    /// Attach the container's stdin.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -392,6 +401,9 @@ pub fn build_create(
         stop_signal,
         stop_timeout: f.stop_timeout,
         healthcheck,
+        tty: f.tty,
+        open_stdin: f.interactive,
+        stdin_once: f.interactive,
         networking_config: if f.network_alias.is_empty() {
             Default::default()
         } else {
@@ -439,6 +451,20 @@ pub async fn run(client: &EngineClient, args: RunArgs) -> Result<i32> {
         client.start_container(&id).await?;
         outln!("{id}");
         return Ok(0);
+    }
+    if args.flags.interactive || args.flags.tty {
+        return crate::interactive::run_session(
+            client,
+            crate::interactive::Session {
+                id,
+                tty: args.flags.tty,
+                stdin: args.flags.interactive,
+                start: true,
+                auto_remove: args.flags.rm,
+                sig_proxy: true,
+            },
+        )
+        .await;
     }
     attach_and_start(client, &id, args.flags.rm, false).await
 }
@@ -499,12 +525,12 @@ async fn relay_with_activity(
 }
 
 /// Waits for a signal that should be forwarded to the container; returns its name.
-struct SignalProxy {
+pub(crate) struct SignalProxy {
     signals: Vec<(tokio::signal::unix::Signal, &'static str)>,
 }
 
 impl SignalProxy {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
         let kinds = [
             (SignalKind::interrupt(), "SIGINT"),
@@ -521,7 +547,7 @@ impl SignalProxy {
         SignalProxy { signals }
     }
 
-    async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         if self.signals.is_empty() {
             std::future::pending::<()>().await;
         }
@@ -636,6 +662,20 @@ pub async fn start(client: &EngineClient, args: StartArgs) -> Result<i32> {
         }
         let id = &args.containers[0];
         let info = client.inspect_container(id).await?;
+        if args.interactive || info.config.tty {
+            return crate::interactive::run_session(
+                client,
+                crate::interactive::Session {
+                    id: info.id.clone(),
+                    tty: info.config.tty,
+                    stdin: args.interactive && info.config.open_stdin,
+                    start: true,
+                    auto_remove: false,
+                    sig_proxy: true,
+                },
+            )
+            .await;
+        }
         return attach_and_start(client, &info.id, false, true).await;
     }
     let mut failed = false;

@@ -261,6 +261,19 @@ impl EngineClient {
         body: RequestBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
+        self.send_with(method, path_and_query, body, content_type, false)
+            .await
+    }
+
+    /// [`Self::send`], optionally asking to take the connection over (`Upgrade: tcp`).
+    async fn send_with(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: RequestBody,
+        content_type: Option<&str>,
+        upgrade: bool,
+    ) -> Result<Response<Incoming>> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|e| ClientError::Connect {
@@ -275,12 +288,17 @@ impl EngineClient {
             })?;
         tokio::spawn(async move {
             // Errors surface through the response or its body.
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         let mut builder = Request::builder()
             .method(method)
             .uri(path_and_query)
             .header(hyper::header::HOST, "berth");
+        if upgrade {
+            builder = builder
+                .header(hyper::header::CONNECTION, "Upgrade")
+                .header(hyper::header::UPGRADE, "tcp");
+        }
         if let Some(ct) = content_type {
             builder = builder.header(hyper::header::CONTENT_TYPE, ct);
         }
@@ -309,6 +327,57 @@ impl EngineClient {
         let resp = self
             .send(method, path_and_query, body, content_type)
             .await?;
+        Self::check_status(resp).await
+    }
+
+    /// Attaches to a container's stdio (`POST /containers/{id}/attach`, connection taken
+    /// over). The stream carries the container's output — raw bytes for a terminal, frames
+    /// (see [`crate::frame`]) otherwise — and takes its input when `stdin` is set. It ends
+    /// when the container's output ends.
+    pub async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let bit = |b: bool| if b { 1 } else { 0 };
+        let path = format!(
+            "/containers/{}/attach?stream=1&stdin={}&stdout={}&stderr={}",
+            percent_encode(id),
+            bit(stdin),
+            bit(stdout),
+            bit(stderr)
+        );
+        let resp = self
+            .send_with(Method::POST, &path, empty_body(), None, true)
+            .await?;
+        let resp = Self::check_status(resp).await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(self.transport(format!(
+                "the engine did not take over the attach connection ({})",
+                resp.status()
+            )));
+        }
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| self.transport(e))?;
+        Ok(TokioIo::new(upgraded))
+    }
+
+    /// Sets the terminal size of a `-t` container.
+    pub async fn resize_container(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let path = format!(
+            "/containers/{}/resize?h={height}&w={width}",
+            percent_encode(id)
+        );
+        self.request(Method::POST, &path, empty_body(), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Turns a 4xx/5xx response into [`ClientError::Api`] with the engine's message.
+    async fn check_status(resp: Response<Incoming>) -> Result<Response<Incoming>> {
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
             let bytes = resp

@@ -17,6 +17,8 @@ pub struct ErrorResponse {
 pub struct VersionInfo {
     pub version: String,
     pub api_version: String,
+    #[serde(rename = "MinAPIVersion", default)]
+    pub min_api_version: String,
     pub os: String,
     pub arch: String,
     pub kernel_version: String,
@@ -119,6 +121,12 @@ pub struct ContainerCreate {
     /// Seconds to wait after the stop signal before SIGKILL (default 10).
     pub stop_timeout: Option<u64>,
     pub healthcheck: Option<HealthConfig>,
+    /// Allocate a pseudo-terminal (`-t`).
+    pub tty: bool,
+    /// Keep the container's stdin open for attached clients (`-i`).
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client's input ends.
+    pub stdin_once: bool,
     pub host_config: HostConfig,
     /// Per-network endpoint settings (`--network-alias`).
     pub networking_config: NetworkingConfig,
@@ -163,6 +171,9 @@ pub struct ContainerConfig {
     pub stop_timeout: u64,
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
     pub healthcheck: Option<HealthConfig>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]

@@ -127,7 +127,10 @@ fn parse_filters(raw: &Option<String>) -> Result<HashMap<String, Vec<String>>, E
 
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
-        .route("/_ping", get(|| async { "OK" }).head(|| async { "" }))
+        .route(
+            "/_ping",
+            get(|| async { (ping_headers(), "OK") }).head(|| async { (ping_headers(), "") }),
+        )
         .route("/version", get(version))
         .route("/info", get(version))
         .route("/containers/create", post(create_container))
@@ -141,6 +144,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/wait", post(wait_container))
         .route("/containers/{id}", delete(remove_container))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/attach", post(attach_container))
+        .route("/containers/{id}/resize", post(resize_container))
         .route("/containers/{id}/stats", get(container_stats))
         .route("/containers/{id}/top", get(container_top))
         .route("/containers/{id}/exec", post(exec_create))
@@ -175,11 +180,26 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
+/// The Docker Engine API version whose paths and shapes the engine serves: Docker clients
+/// negotiate down to it (they read it from `/_ping`'s `API-Version` header).
+pub const API_VERSION: &str = "1.43";
+/// The oldest version clients may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
+
+fn ping_headers() -> [(&'static str, &'static str); 3] {
+    [
+        ("API-Version", API_VERSION),
+        ("OSType", "linux"),
+        ("Docker-Experimental", "false"),
+    ]
+}
+
 async fn version(State(engine): State<AppState>) -> Json<VersionInfo> {
     let uname = nix::sys::utsname::uname().ok();
     Json(VersionInfo {
         version: env!("CARGO_PKG_VERSION").into(),
-        api_version: "1.0".into(),
+        api_version: API_VERSION.into(),
+        min_api_version: MIN_API_VERSION.into(),
         os: "linux".into(),
         arch: std::env::consts::ARCH.into(),
         kernel_version: uname
@@ -282,14 +302,23 @@ async fn wait_container(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult {
     let condition = q.condition.unwrap_or_default();
-    // Resolve now so a missing container is a 404 before the long wait begins.
-    engine.resolve(&id)?;
-    let code = engine.wait(&id, &condition).await?;
-    Ok(Json(WaitResponse {
-        status_code: code,
-        error: None,
-    })
-    .into_response())
+    // A missing container or a bad condition is an error before the long wait begins; then
+    // the headers go out at once (Docker clients wait for them before starting the
+    // container) and the body follows when the condition holds.
+    let waiter = engine.waiter(&id, &condition)?;
+    let body = futures_util::stream::once(async move {
+        let code = waiter.await;
+        let json = serde_json::to_vec(&WaitResponse {
+            status_code: code,
+            error: None,
+        })
+        .unwrap_or_default();
+        Ok::<Bytes, std::io::Error>(Bytes::from(json))
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
 #[derive(Deserialize)]
@@ -315,6 +344,89 @@ struct LogsQuery {
     timestamps: Option<String>,
     tail: Option<String>,
     since: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AttachQuery {
+    stream: Option<String>,
+    stdin: Option<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+/// `POST /containers/{id}/attach`: hijacks the connection (`Upgrade: tcp`, answered with 101)
+/// and splices it to the container's stdio.
+async fn attach_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<AttachQuery>,
+    mut request: axum::extract::Request,
+) -> ApiResult {
+    let (id, tty) = engine.attachable(&id)?;
+    if q.stream.is_some() && !flag(&q.stream) {
+        return Err(EngineError::Invalid(
+            "attach without stream=1 (logs only) is not supported: use logs".into(),
+        ));
+    }
+    if !request.headers().contains_key(header::UPGRADE) {
+        return Err(EngineError::Invalid(
+            "attach needs an upgradable connection: send \"Connection: Upgrade\" and \"Upgrade: tcp\"".into(),
+        ));
+    }
+    let attach = crate::monitor_io::AttachRequest {
+        stdin: flag(&q.stdin),
+        stdout: flag(&q.stdout),
+        stderr: flag(&q.stderr),
+        resize: None,
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        match engine.attach(&id, &attach).await {
+            Some(monitor) => crate::attach::splice(client, monitor).await,
+            None => {
+                let mut client = client;
+                let _ = client.shutdown().await;
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(
+            header::CONTENT_TYPE,
+            if tty {
+                "application/vnd.docker.raw-stream"
+            } else {
+                RAW_STREAM
+            },
+        )
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+#[derive(Deserialize, Default)]
+struct ResizeQuery {
+    h: Option<u16>,
+    w: Option<u16>,
+}
+
+async fn resize_container(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult {
+    let (Some(h), Some(w)) = (q.h, q.w) else {
+        return Err(EngineError::Invalid(
+            "resize needs h and w (rows and columns)".into(),
+        ));
+    };
+    engine.resize(&id, h, w).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn container_logs(

@@ -87,6 +87,8 @@ pub struct Engine {
     pub(crate) execs: Mutex<HashMap<String, crate::exec::ExecEntry>>,
     /// Embedded DNS responders by network id.
     pub(crate) dns: Mutex<HashMap<String, AbortHandle>>,
+    /// Attach requests waiting for their container to start, by container id.
+    pub(crate) attach_waiters: Mutex<HashMap<String, usize>>,
 }
 
 fn now() -> String {
@@ -124,6 +126,7 @@ impl Engine {
             exe,
             slots: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            attach_waiters: Mutex::new(HashMap::new()),
             dns: Mutex::new(HashMap::new()),
         });
         engine.restore().await;
@@ -495,6 +498,10 @@ impl Engine {
                 log_max_files: LOG_MAX_FILES,
                 init: rec.host_config.init,
                 cgroup_path: rec.cgroup_path(),
+                tty: rec.config.tty,
+                open_stdin: rec.config.open_stdin,
+                stdin_once: rec.config.stdin_once,
+                replay: rec.config.tty || rec.config.open_stdin || self.attach_waiting(&rec.id),
             };
             write_atomic(
                 &dir.join(monitor::CONFIG_FILE),
@@ -917,31 +924,48 @@ impl Engine {
 
     /// Blocks until the condition holds; returns the exit code.
     pub async fn wait(self: &Arc<Self>, key: &str, condition: &str) -> Result<i64> {
+        Ok(self.waiter(key, condition)?.await)
+    }
+
+    /// Checks the container and the condition and starts watching now; the returned future
+    /// resolves to the exit code once the condition holds. (The API sends its response
+    /// headers in between, as Docker clients wait for them before starting the container.)
+    pub fn waiter(
+        &self,
+        key: &str,
+        condition: &str,
+    ) -> Result<impl std::future::Future<Output = i64> + Send + 'static> {
         let mut rx = {
             let slots = self.lock();
             let id = resolve_in(&slots, key)?;
             slots[&id].lifecycle.subscribe()
         };
         let start = rx.borrow().clone();
-        match condition {
-            "" | "not-running" if !start.running => return Ok(start.exit_code),
-            "" | "not-running" | "next-exit" | "removed" => {}
+        let done_now = match condition {
+            "" | "not-running" if !start.running => true,
+            "" | "not-running" | "next-exit" | "removed" => false,
             other => {
                 return Err(EngineError::Invalid(format!(
                     "invalid wait condition {other:?}: use not-running, next-exit or removed"
                 )))
             }
-        }
-        loop {
-            let changed = rx.changed().await;
-            let cur = rx.borrow().clone();
-            if changed.is_err() || cur.removed {
-                return Ok(cur.exit_code);
+        };
+        let until_removed = condition == "removed";
+        Ok(async move {
+            if done_now {
+                return start.exit_code;
             }
-            if condition != "removed" && cur.exits > start.exits {
-                return Ok(cur.exit_code);
+            loop {
+                let changed = rx.changed().await;
+                let cur = rx.borrow().clone();
+                if changed.is_err() || cur.removed {
+                    return cur.exit_code;
+                }
+                if !until_removed && cur.exits > start.exits {
+                    return cur.exit_code;
+                }
             }
-        }
+        })
     }
 
     pub fn inspect(&self, key: &str) -> Result<ContainerInspect> {

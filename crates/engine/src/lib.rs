@@ -17,6 +17,7 @@
 //! libcontainer runs only in the single-threaded monitor and exec helper processes.
 
 pub mod api;
+pub mod attach;
 pub mod daemon;
 pub(crate) mod dns;
 pub mod engine;
@@ -29,6 +30,7 @@ pub mod listing;
 pub mod logfile;
 pub mod logs;
 pub mod monitor;
+pub mod monitor_io;
 pub mod names;
 pub mod networking;
 pub mod paths;

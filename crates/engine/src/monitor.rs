@@ -11,20 +11,24 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::cgroups::Cgroup;
 use berth_runtime::container::{Runtime, Stdio};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, setsid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
-use crate::logfile::{now_rfc3339_nanos, LineSplitter, LogWriter};
+use crate::logfile::{now_rfc3339_nanos, LogWriter};
+use crate::monitor_io;
 use crate::paths::write_atomic;
 
 pub const CONFIG_FILE: &str = "monitor.json";
 pub const STATE_FILE: &str = "state.json";
+/// Where the runtime sends a `-t` container's terminal (relative to the container directory).
+const CONSOLE_SOCKET: &str = "console.sock";
 
 /// What the engine tells the monitor (`monitor.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +43,17 @@ pub struct MonitorConfig {
     pub log_max_files: u32,
     pub init: bool,
     pub cgroup_path: String,
+    /// Give the container a pseudo-terminal (`-t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open for attached clients (`-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Keep the output until the first client attaches (one is on its way).
+    #[serde(default)]
+    pub replay: bool,
 }
 
 /// What the monitor records (`state.json`).
@@ -142,32 +157,118 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
-fn run(dir: &Path, config: &MonitorConfig) {
-    let monitor_pid = std::process::id() as i32;
-    let started = (|| -> Result<(i32, OwnedFd, OwnedFd), String> {
-        let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-        let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-        let stdin: OwnedFd = std::fs::File::open("/dev/null")
+/// What starting the container gave the monitor to pump.
+struct Started {
+    pid: i32,
+    output: monitor_io::Output,
+    stdin: Option<OwnedFd>,
+}
+
+/// Binds a unix socket in the current directory (the container directory: a relative name
+/// keeps it within `sun_path`'s 108 bytes however long the engine's root is).
+fn bind_here(name: &str) -> std::io::Result<UnixListener> {
+    let _ = std::fs::remove_file(name);
+    UnixListener::bind(name)
+}
+
+fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String> {
+    let (out_r, out_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (stdin, stdin_writer) = if config.open_stdin && !config.tty {
+        let (r, w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+        (r, Some(w))
+    } else {
+        let null: OwnedFd = std::fs::File::open("/dev/null")
             .map_err(|e| format!("/dev/null: {e}"))?
             .into();
-        let runtime = Runtime::new(&config.state_root);
-        // A stale runtime state from an earlier run of the same container would block create.
+        (null, None)
+    };
+    let console = if config.tty {
+        Some(bind_here(CONSOLE_SOCKET).map_err(|e| format!("console socket: {e}"))?)
+    } else {
+        None
+    };
+    let runtime = Runtime::new(&config.state_root);
+    // A stale runtime state from an earlier run of the same container would block create.
+    let _ = runtime.delete(&config.id, true);
+    let console_path = dir.join(CONSOLE_SOCKET);
+    let pid = runtime
+        .create_and_start(
+            &config.id,
+            &config.bundle,
+            Stdio {
+                stdin,
+                stdout: out_w,
+                stderr: err_w,
+            },
+            config.init,
+            console.as_ref().map(|_| console_path.as_path()),
+        )
+        .map_err(|e| e.to_string())?;
+    let Some(console) = console else {
+        return Ok(Started {
+            pid,
+            output: monitor_io::Output::Pipes {
+                stdout: out_r,
+                stderr: err_r,
+            },
+            stdin: stdin_writer,
+        });
+    };
+    let _ = std::fs::remove_file(CONSOLE_SOCKET);
+    let master = receive_terminal(&console).map_err(|e| {
+        // SAFETY: kill(2) of the container we just started and could not connect to.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = waitpid(Pid::from_raw(pid), None);
         let _ = runtime.delete(&config.id, true);
-        let pid = runtime
-            .create_and_start(
-                &config.id,
-                &config.bundle,
-                Stdio {
-                    stdin,
-                    stdout: out_w,
-                    stderr: err_w,
-                },
-                config.init,
-            )
-            .map_err(|e| e.to_string())?;
-        Ok((pid, out_r, err_r))
-    })();
-    let (pid, out_r, err_r) = match started {
+        format!("cannot set up the container's terminal: {e}")
+    })?;
+    let writer = master.try_clone().map_err(|e| format!("terminal: {e}"))?;
+    Ok(Started {
+        pid,
+        output: monitor_io::Output::Terminal { master },
+        stdin: config.open_stdin.then_some(writer),
+    })
+}
+
+/// Accepts the runtime's connection on the console socket and receives the terminal master.
+fn receive_terminal(console: &UnixListener) -> Result<OwnedFd, String> {
+    let mut fds = [PollFd::new(console.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(10_000u16)) {
+        Ok(n) if n > 0 => {}
+        _ => return Err("the runtime did not send the terminal in time".into()),
+    }
+    let (sock, _) = console.accept().map_err(|e| e.to_string())?;
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| e.to_string())?;
+    for cmsg in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(received) = cmsg {
+            if let Some(&fd) = received.first() {
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it now.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err("the runtime sent no terminal".into())
+}
+
+fn run(dir: &Path, config: &MonitorConfig) {
+    let monitor_pid = std::process::id() as i32;
+    // Sockets are bound by relative names in the container directory.
+    let _ = std::env::set_current_dir(dir);
+    let attach = bind_here(monitor_io::ATTACH_SOCKET).ok();
+    let started = start_container(dir, config);
+    let Started { pid, output, stdin } = match started {
         Ok(v) => v,
         Err(error) => {
             MonitorState {
@@ -204,7 +305,19 @@ fn run(dir: &Path, config: &MonitorConfig) {
     shed_startup_memory();
 
     let mut log = LogWriter::open(&config.log_path, config.log_max_size, config.log_max_files).ok();
-    let exit_code = pump(pid, out_r, err_r, &mut log);
+    let exit_code = monitor_io::run(
+        pid,
+        pidfd_open(pid),
+        output,
+        monitor_io::Options {
+            stdin,
+            stdin_once: config.stdin_once,
+            replay: config.replay,
+        },
+        attach,
+        &mut log,
+    );
+    let _ = std::fs::remove_file(monitor_io::ATTACH_SOCKET);
 
     let cgroup = Cgroup::new(&config.cgroup_path);
     state.oom_killed = cgroup.oom_kills() > 0;
@@ -251,116 +364,6 @@ fn shed_startup_memory() {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
         }
     }
-}
-
-/// Copies the container's output into the log until it exits; returns its exit code.
-fn pump(pid: i32, out_r: OwnedFd, err_r: OwnedFd, log: &mut Option<LogWriter>) -> i32 {
-    let pidfd = pidfd_open(pid);
-    let mut streams = [
-        (Some(out_r), "stdout", LineSplitter::default()),
-        (Some(err_r), "stderr", LineSplitter::default()),
-    ];
-    let mut exit_code: Option<i32> = None;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut drain_deadline: Option<std::time::Instant> = None;
-    loop {
-        if streams.iter().all(|(fd, _, _)| fd.is_none()) && exit_code.is_some() {
-            break;
-        }
-        if let Some(deadline) = drain_deadline {
-            if std::time::Instant::now() > deadline {
-                break;
-            }
-        }
-        let mut fds: Vec<PollFd> = Vec::new();
-        let mut which: Vec<usize> = Vec::new();
-        for (i, (fd, _, _)) in streams.iter().enumerate() {
-            if let Some(fd) = fd {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(i);
-            }
-        }
-        let pid_slot = match (&pidfd, exit_code) {
-            (Some(p), None) => {
-                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-                Some(fds.len() - 1)
-            }
-            _ => None,
-        };
-        // Without a pidfd (very old kernels) poll with a timeout and check with WNOHANG.
-        let timeout = if pidfd.is_none() || exit_code.is_some() {
-            PollTimeout::from(200u16)
-        } else {
-            PollTimeout::NONE
-        };
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        let revents: Vec<PollFlags> = fds
-            .iter()
-            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-            .collect();
-        drop(fds);
-        for (slot, &i) in which.iter().enumerate() {
-            let ready = revents[slot];
-            if ready.is_empty() {
-                continue;
-            }
-            let (fd_opt, name, splitter) = &mut streams[i];
-            let Some(fd) = fd_opt.as_ref() else { continue };
-            // SAFETY: reading into our own buffer from a pipe fd we own.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                splitter.push(&buf[..n as usize], |line| {
-                    if let Some(l) = log.as_mut() {
-                        let _ = l.write(name, line);
-                    }
-                });
-            } else if n == 0
-                || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
-            {
-                splitter.finish(|line| {
-                    if let Some(l) = log.as_mut() {
-                        let _ = l.write(name, line);
-                    }
-                });
-                *fd_opt = None;
-            }
-        }
-        let child_done = match pid_slot {
-            Some(slot) => !revents[slot].is_empty(),
-            None => exit_code.is_none(),
-        };
-        if child_done && exit_code.is_none() {
-            let flags = if pidfd.is_some() {
-                None
-            } else {
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG)
-            };
-            match waitpid(Pid::from_raw(pid), flags) {
-                Ok(WaitStatus::Exited(_, code)) => exit_code = Some(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => exit_code = Some(128 + sig as i32),
-                Ok(_) => {}
-                Err(_) => exit_code = Some(255),
-            }
-            if exit_code.is_some() {
-                // Everything else in the container's PID namespace is killed with its init;
-                // give the pipes a moment to drain, but never hang on a leaked descriptor.
-                drain_deadline =
-                    Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
-            }
-        }
-    }
-    for (_, name, splitter) in streams.iter_mut() {
-        splitter.finish(|line| {
-            if let Some(l) = log.as_mut() {
-                let _ = l.write(name, line);
-            }
-        });
-    }
-    exit_code.unwrap_or(255)
 }
 
 /// Opens a pidfd for `pid` (Linux >= 5.3).

@@ -57,6 +57,10 @@ pub fn effective_config(
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!("HOSTNAME={hostname}"));
     }
+    // Docker: a terminal gets TERM=xterm unless the image or the user set TERM.
+    if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let mut labels = image.labels.clone();
     labels.extend(req.labels.clone());
     let working_dir = req
@@ -97,6 +101,9 @@ pub fn effective_config(
         stop_timeout: req.stop_timeout.unwrap_or(10),
         exposed_ports: image.exposed_ports.clone(),
         healthcheck: merge_health(req.healthcheck.as_ref(), image.healthcheck.as_ref()),
+        tty: req.tty,
+        open_stdin: req.open_stdin,
+        stdin_once: req.stdin_once,
     })
 }
 
@@ -527,6 +534,7 @@ pub fn spec_input(
         shm_size: (hc.shm_size > 0).then_some(hc.shm_size as u64),
         no_new_privileges: true,
         seccomp: true,
+        terminal: rec.config.tty,
     })
 }
 

@@ -67,12 +67,16 @@ impl Runtime {
 
     /// Creates the container from `bundle/config.json` and starts its process. Returns the pid
     /// of the container's init (a child of the caller). `init` runs a reaping init as PID 1.
+    /// With a terminal in the spec, `console_socket` names a listening unix socket: the
+    /// container's init creates its pseudo-terminal and sends the master there (then `stdio`
+    /// is not used).
     pub fn create_and_start(
         &self,
         id: &str,
         bundle: &Path,
         stdio: Stdio,
         init: bool,
+        console_socket: Option<&Path>,
     ) -> Result<i32, RuntimeError> {
         std::fs::create_dir_all(&self.state_root).map_err(|e| RuntimeError::Create {
             id: id.to_string(),
@@ -89,6 +93,7 @@ impl Runtime {
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
+            .with_console_socket(console_socket)
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)

@@ -246,6 +246,8 @@ pub struct SpecInput {
     pub no_new_privileges: bool,
     /// `true` = Docker's default profile, `false` = unconfined.
     pub seccomp: bool,
+    /// Give the process a pseudo-terminal (`-t`); the runtime needs a console socket then.
+    pub terminal: bool,
 }
 
 impl SpecInput {
@@ -258,6 +260,7 @@ impl SpecInput {
             rootfs: rootfs.into(),
             no_new_privileges: true,
             seccomp: true,
+            terminal: false,
             ..Default::default()
         }
     }
@@ -347,7 +350,7 @@ fn build_process(input: &SpecInput, caps: &[String]) -> Result<Process, SpecErro
     capabilities.set_ambient(Some(HashSet::new()));
 
     let mut process = Process::default();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(input.terminal));
     process.set_console_size(None);
     process.set_user(user);
     process.set_args(Some(input.args.clone()));
