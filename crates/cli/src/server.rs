@@ -48,7 +48,14 @@ pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
         auth_line = "authentication disabled (--no-auth)".to_owned();
         Auth::Disabled
     } else {
-        anyhow::bail!("request authentication is not available in this build yet: pass --no-auth");
+        let (creds, created) = berth_auth::CredentialStore::load_or_create(&dir)
+            .with_context(|| format!("cannot set up credentials in {}", dir.display()))?;
+        let path = creds.path().display().to_string();
+        if created {
+            tracing::info!("created a new access key pair in {path}");
+        }
+        auth_line = format!("credentials: {path} (export AWS_SHARED_CREDENTIALS_FILE={path})");
+        Auth::Enabled(Arc::new(creds))
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

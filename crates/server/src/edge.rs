@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::{EcsError, Operation};
 use serde::de::DeserializeOwned;
@@ -26,10 +25,19 @@ pub struct App {
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
+/// The largest request body accepted.
+const MAX_BODY: usize = 10 << 20;
+
 /// `POST /`: one ECS call.
-pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let request_id = crate::ids::uuid();
-    let result = call(&app, &headers, &body).await;
+    let (parts, body) = request.into_parts();
+    let result = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => call(&app, &parts, &body).await,
+        Err(e) => Err(EcsError::Serialization(format!(
+            "cannot read the request body (limit {MAX_BODY} bytes): {e}"
+        ))),
+    };
     let (status, body) = match result {
         Ok(body) => (StatusCode::OK, body),
         Err(e) => {
@@ -65,17 +73,24 @@ pub async fn fallback() -> Response {
     response
 }
 
-/// The region of the Authorization header's credential scope
-/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), without verifying it.
-fn scope_region(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let cred = auth.split("Credential=").nth(1)?;
-    let cred = cred.split([',', ' ']).next()?;
-    let mut parts = cred.split('/');
-    let _key = parts.next()?;
-    let _date = parts.next()?;
-    let region = parts.next()?;
-    (!region.is_empty()).then(|| region.to_owned())
+/// Authenticates a request; returns the region of its credential scope (if any).
+fn authenticate(auth: &Auth, parts: &Parts, body: &[u8]) -> Result<Option<String>, EcsError> {
+    match auth {
+        Auth::Disabled => Ok(berth_auth::scope_region(&parts.headers)),
+        Auth::Enabled(store) => {
+            match berth_auth::verify(parts, body, store, std::time::SystemTime::now()) {
+                Ok(v) => Ok(Some(v.region)),
+                Err(e) => Err(match e.aws_code() {
+                    Some(code) => EcsError::Auth {
+                        code,
+                        status: e.http_status(),
+                        message: e.to_string(),
+                    },
+                    None => EcsError::server(e),
+                }),
+            }
+        }
+    }
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, EcsError> {
@@ -100,18 +115,16 @@ fn render<T: Serialize>(value: T) -> Result<Vec<u8>, EcsError> {
     serde_json::to_vec(&value).map_err(EcsError::server)
 }
 
-async fn call(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, EcsError> {
+async fn call(app: &App, parts: &Parts, body: &[u8]) -> Result<Vec<u8>, EcsError> {
+    let headers: &HeaderMap = &parts.headers;
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let op = Operation::from_target(target)
         .ok_or_else(|| EcsError::UnknownOperation(format!("unknown operation `{target}`")))?;
-    let region = match &app.auth {
-        // Authentication: the place where berth_auth::verify runs when auth is on.
-        Auth::Disabled => scope_region(headers),
-    }
-    .unwrap_or_else(|| app.default_region.clone());
+    let region =
+        authenticate(&app.auth, parts, body)?.unwrap_or_else(|| app.default_region.clone());
     let endpoint = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
@@ -168,16 +181,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn region_from_scope() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "authorization",
-            HeaderValue::from_static(
+    fn region_from_scope_without_auth() {
+        let req = axum::http::Request::post("/")
+            .header(
+                "authorization",
                 "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-3/ecs/aws4_request, SignedHeaders=host, Signature=abc",
-            ),
-        );
-        assert_eq!(scope_region(&h).as_deref(), Some("eu-west-3"));
-        assert_eq!(scope_region(&HeaderMap::new()), None);
+            )
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let region = authenticate(&Auth::Disabled, &parts, b"{}").unwrap();
+        assert_eq!(region.as_deref(), Some("eu-west-3"));
     }
 
     #[test]

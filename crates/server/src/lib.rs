@@ -5,7 +5,8 @@
 //!
 //! # Layers
 //! - `edge`: AWS JSON 1.1 (`POST /`, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>`):
-//!   request id, authentication, parsing into a typed request ([`berth_api::shapes`]),
+//!   request id, authentication (SigV4 through [`berth_auth::verify`] before anything else
+//!   runs; the region of ARNs is the credential scope's), parsing into a typed request ([`berth_api::shapes`]),
 //!   rendering the response or the ECS error. No business logic.
 //! - `core` + `ops/*`: handle one typed request against the store: `clusters`, `taskdefs`,
 //!   `instances`, `attributes`, `tasks` (RunTask/StartTask/StopTask/Describe/List), `agent`
@@ -60,10 +61,13 @@ pub use crate::core::{Core, Ctx};
 pub use error::ServerError;
 
 /// How requests are authenticated.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Auth {
     /// `--no-auth`: every request is accepted; the region comes from the SigV4 scope if any.
     Disabled,
+    /// Every request must carry a valid SigV4 signature made with one of these keys
+    /// (`UnrecognizedClientException`, `InvalidSignatureException`, ... otherwise).
+    Enabled(Arc<berth_auth::CredentialStore>),
 }
 
 /// What the server needs besides its listener.

@@ -37,6 +37,10 @@ impl TestServer {
     }
 
     pub async fn with_store(store: Arc<dyn berth_store::Store>) -> TestServer {
+        Self::with(store, Auth::Disabled).await
+    }
+
+    pub async fn with(store: Arc<dyn berth_store::Store>, auth: Auth) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -44,7 +48,7 @@ impl TestServer {
             store,
             account_id: "123456789012".into(),
             default_region: "us-east-1".into(),
-            auth: Auth::Disabled,
+            auth,
         };
         let handle = tokio::spawn(async move {
             berth_server::run(listener, config, async {
@@ -78,6 +82,56 @@ impl TestServer {
             req = req.header("x-amz-target", t);
         }
         let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        self.send(req).await
+    }
+
+    /// Sends a request signed with SigV4 (region `region`, service `ecs`).
+    pub async fn signed(
+        &self,
+        op: &str,
+        body: &str,
+        key: &str,
+        secret: &str,
+        region: &str,
+    ) -> Reply {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        use aws_sigv4::sign::v4;
+        let identity =
+            aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("ecs")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let uri = format!("{}/", self.url);
+        let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+        let mut req = hyper::Request::post(&uri)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", &target)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let signable = SignableRequest::new(
+            "POST",
+            &uri,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        self.send(req).await
+    }
+
+    async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Reply {
         let resp = self.client.request(req).await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
