@@ -80,6 +80,30 @@ pub struct ServerConfig {
     pub auth: Auth,
 }
 
+/// How many revisions of change history the server keeps for watchers to resume from.
+pub const HISTORY_REVISIONS: i64 = 100_000;
+/// How often the server compacts older history.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Drops change history older than [`HISTORY_REVISIONS`] revisions, periodically, so a long
+/// running server's history does not grow without bound.
+async fn compactor(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(COMPACT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(current) = store.revision().await else {
+            continue;
+        };
+        let keep_from = current - HISTORY_REVISIONS;
+        if keep_from > 1 {
+            if let Err(e) = store.compact(keep_from).await {
+                tracing::debug!("compaction to revision {keep_from} skipped: {e}");
+            }
+        }
+    }
+}
+
 /// Serves the ECS API on `listener` until `shutdown` completes, then finishes the requests in
 /// flight and returns.
 pub async fn run(
@@ -88,6 +112,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Address)?;
+    let compaction = tokio::spawn(compactor(config.store.clone()));
     let app = Arc::new(edge::App {
         core: Core::new(config.store, config.account_id),
         auth: config.auth,
@@ -99,8 +124,10 @@ pub async fn run(
         .fallback(edge::fallback)
         .with_state(app);
     tracing::info!(%addr, "serving the ECS API");
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServerError::Serve)
+        .map_err(ServerError::Serve);
+    compaction.abort();
+    served
 }

@@ -30,12 +30,23 @@ impl Core {
                 .get::<TaskDefRecord>(&keys::taskdef(&r.family, rev))
                 .await?
                 .ok_or_else(not_found),
+            // The latest ACTIVE revision: walk down from the last one (usually it is ACTIVE).
             None => {
-                let kvs = self.range_all(&keys::taskdefs_of(&r.family)).await?;
-                for kv in kvs.iter().rev() {
-                    let rec: TaskDefRecord = decode(kv)?;
-                    if rec.task_definition.status == "ACTIVE" {
-                        return Ok((rec, kv.mod_revision));
+                let Some((fam, _)) = self.get::<FamilyRecord>(&keys::family(&r.family)).await?
+                else {
+                    return Err(not_found());
+                };
+                if fam.active == 0 {
+                    return Err(not_found());
+                }
+                for rev in (1..=fam.last_revision).rev() {
+                    if let Some((rec, mod_rev)) = self
+                        .get::<TaskDefRecord>(&keys::taskdef(&r.family, rev))
+                        .await?
+                    {
+                        if rec.task_definition.status == "ACTIVE" {
+                            return Ok((rec, mod_rev));
+                        }
                     }
                 }
                 Err(not_found())
