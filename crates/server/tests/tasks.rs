@@ -545,3 +545,83 @@ async fn idempotency_strategies_and_start_task() {
     assert_eq!(e["endpoint"], json!(s.url));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_runs_keep_counts_exact() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let (i1, i2) = setup(&s).await;
+    // Capacity: 3 tasks on i1 (1024 MiB), 1 on i2 (512 MiB); 12 requests race for it.
+    let mut handles = Vec::new();
+    for _ in 0..12 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let r = s
+                .ok("RunTask", json!({"cluster": "c", "taskDefinition": "web"}))
+                .await;
+            r["tasks"].as_array().unwrap().len()
+        }));
+    }
+    let mut placed = 0;
+    for h in handles {
+        placed += h.await.unwrap();
+    }
+    assert_eq!(placed, 4);
+    let c = cluster(&s).await;
+    assert_eq!(c["pendingTasksCount"], 4);
+    let d = s
+        .ok(
+            "DescribeContainerInstances",
+            json!({"cluster": "c", "containerInstances": [i1, i2]}),
+        )
+        .await;
+    let total_pending: i64 = d["containerInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["pendingTasksCount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total_pending, 4);
+    for i in d["containerInstances"].as_array().unwrap() {
+        let registered = i["registeredResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "MEMORY")
+            .unwrap()["integerValue"]
+            .as_i64()
+            .unwrap();
+        let left = remaining(i, "MEMORY")["integerValue"].as_i64().unwrap();
+        assert_eq!(
+            registered - left,
+            300 * i["pendingTasksCount"].as_i64().unwrap()
+        );
+    }
+    // Stop them all concurrently: everything is released.
+    let arns = s.ok("ListTasks", json!({"cluster": "c"})).await["taskArns"].clone();
+    let mut handles = Vec::new();
+    for a in arns.as_array().unwrap().clone() {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            s.ok("StopTask", json!({"cluster": "c", "task": a})).await;
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let c = cluster(&s).await;
+    assert_eq!(c["pendingTasksCount"], 0);
+    let d = s
+        .ok(
+            "DescribeContainerInstances",
+            json!({"cluster": "c", "containerInstances": [i1, i2]}),
+        )
+        .await;
+    assert_eq!(
+        remaining(&d["containerInstances"][0], "MEMORY")["integerValue"],
+        1024
+    );
+    assert_eq!(
+        remaining(&d["containerInstances"][1], "MEMORY")["integerValue"],
+        512
+    );
+}
