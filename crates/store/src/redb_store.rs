@@ -69,6 +69,9 @@ pub struct RedbOptions {
     pub max_batch: usize,
     /// redb's page cache size in bytes.
     pub cache_size: usize,
+    /// redb's quick repair: each commit also saves the allocator state (a second fsync), so
+    /// opening after a crash does not have to walk the whole file.
+    pub quick_repair: bool,
 }
 
 impl Default for RedbOptions {
@@ -78,6 +81,7 @@ impl Default for RedbOptions {
             watch_buffer: 1024,
             max_batch: 1024,
             cache_size: 512 * 1024 * 1024,
+            quick_repair: false,
         }
     }
 }
@@ -158,7 +162,7 @@ impl RedbStore {
         // Create the tables on first open and read the counters.
         let (revision, compacted) = {
             let mut wtx = db.begin_write().map_err(be!(&ctx))?;
-            wtx.set_quick_repair(true);
+            wtx.set_quick_repair(options.quick_repair);
             let counters;
             {
                 wtx.open_table(KEYS).map_err(be!(&ctx))?;
@@ -690,9 +694,7 @@ fn apply_batch(
     mut compacted: Revision,
 ) -> Result<BatchResult, StoreError> {
     let mut wtx = shared.db.begin_write().map_err(storage)?;
-    // Quick repair: the allocator state is saved with each commit, so reopening after a
-    // crash does not walk the whole file (the start-time goal).
-    wtx.set_quick_repair(true);
+    wtx.set_quick_repair(shared.options.quick_repair);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut dirty = false;
     {
