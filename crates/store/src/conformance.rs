@@ -89,6 +89,7 @@ macro_rules! conformance_tests {
             watch_delete_events,
             compaction,
             future_revision,
+            watch_from_next_revision_under_writes,
             invalid_requests,
             concurrent_cas_increments,
             concurrent_watchers_see_every_revision,
@@ -901,6 +902,37 @@ pub async fn future_revision(store: TestStore) {
     // Neither took a revision; the store still works.
     assert_eq!(rev(&store).await, current);
     assert_eq!(store.put("b", b"2".to_vec()).await.unwrap(), current + 1);
+}
+
+/// While writers run, a watch from `revision() + 1` is always accepted (never a spurious
+/// FutureRevision) and its first event is exactly that revision.
+pub async fn watch_from_next_revision_under_writes(store: TestStore) {
+    let writer = {
+        let store = store.shared();
+        tokio::spawn(async move {
+            for i in 0..150 {
+                store
+                    .put(&format!("w/{}", i % 10), vec![i as u8])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut checked = 0;
+    while !writer.is_finished() && checked < 50 {
+        let current = rev(&store).await;
+        let mut watch = store
+            .watch("", current + 1)
+            .await
+            .unwrap_or_else(|e| panic!("watch from {}: {e}", current + 1));
+        if let Ok(Some(Ok(event))) =
+            tokio::time::timeout(Duration::from_secs(2), watch.next()).await
+        {
+            assert_eq!(event.revision(), current + 1);
+        }
+        checked += 1;
+    }
+    writer.await.unwrap();
 }
 
 /// Malformed requests fail with InvalidRequest and change nothing.

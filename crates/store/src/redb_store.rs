@@ -881,16 +881,18 @@ impl Store for RedbStore {
         prefix: &str,
         from_revision: Revision,
     ) -> Result<WatchStream, StoreError> {
-        let notified = self.shared.hub().notified;
+        // The committed revision; it may be ahead of what the writer has handed to live
+        // watchers yet (it publishes right after), which the hand-over accounts for.
+        let current = self.shared.revision.load(Ordering::Acquire);
         let from = if from_revision <= 0 {
-            notified + 1
+            current + 1
         } else {
             from_revision
         };
-        if from > notified + 1 {
+        if from > current + 1 {
             return Err(StoreError::FutureRevision {
                 requested: from,
-                current: notified,
+                current,
             });
         }
         let compacted = self.shared.compacted.load(Ordering::Acquire);
