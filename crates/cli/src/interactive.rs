@@ -131,51 +131,15 @@ pub async fn run_session(client: &EngineClient, session: Session) -> Result<i32>
             return Err(e.into());
         }
     }
-    let raw = (session.tty && session.stdin && is_terminal(0))
-        .then(RawTerminal::enter)
-        .flatten();
-    if session.tty {
-        spawn_resizer(client.clone(), session.id.clone());
-    }
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let input = session.stdin.then(|| {
-        tokio::spawn(async move {
-            let mut chunks = stdin_chunks();
-            while let Some(Some(chunk)) = chunks.recv().await {
-                if writer.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
-            // Our input ended: pass the end on (the container's stdin closes with -i).
-            let _ = writer.shutdown().await;
-        })
-    });
-    let mut proxy = (session.sig_proxy && !session.tty).then(SignalProxy::new);
-    let relay = relay_output(&mut reader, session.tty);
-    tokio::pin!(relay);
-    loop {
-        tokio::select! {
-            _ = &mut relay => break,
-            sig = async {
-                match proxy.as_mut() {
-                    Some(p) => p.next().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                let c = client.clone();
-                let id = session.id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = c.kill_container(&id, Some(sig)).await {
-                        errln!("failed to forward {sig}: {e}");
-                    }
-                });
-            }
-        }
-    }
-    if let Some(task) = input {
-        task.abort();
-    }
-    drop(raw);
+    pump(
+        client,
+        stream,
+        session.tty,
+        session.stdin,
+        Target::Container(session.id.clone()),
+        session.sig_proxy,
+    )
+    .await;
     let code = match (&mut wait).await {
         Ok(Ok(resp)) => {
             if let Some(err) = resp.error.filter(|e| !e.message.is_empty()) {
@@ -199,6 +163,101 @@ pub async fn run_session(client: &EngineClient, session: Session) -> Result<i32>
         .await;
     }
     Ok(code as i32)
+}
+
+/// What a session's terminal resizes and forwarded signals go to.
+#[derive(Clone)]
+enum Target {
+    Container(String),
+    Exec(String),
+}
+
+/// Relays an attached stream until the output ends: our stdin in (raw mode for an
+/// interactive terminal), the output out, terminal size changes and (without a terminal)
+/// signals forwarded.
+async fn pump<S>(
+    client: &EngineClient,
+    stream: S,
+    tty: bool,
+    stdin: bool,
+    target: Target,
+    sig_proxy: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let raw = (tty && stdin && is_terminal(0))
+        .then(RawTerminal::enter)
+        .flatten();
+    if tty {
+        spawn_resizer(client.clone(), target.clone());
+    }
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let input = stdin.then(|| {
+        tokio::spawn(async move {
+            let mut chunks = stdin_chunks();
+            while let Some(Some(chunk)) = chunks.recv().await {
+                if writer.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            // Our input ended: pass the end on (the container's stdin closes with -i).
+            let _ = writer.shutdown().await;
+        })
+    });
+    let mut proxy = match (&target, sig_proxy && !tty) {
+        (Target::Container(id), true) => Some((SignalProxy::new(), id.clone())),
+        _ => None,
+    };
+    let relay = relay_output(&mut reader, tty);
+    tokio::pin!(relay);
+    loop {
+        tokio::select! {
+            _ = &mut relay => break,
+            sig = async {
+                match proxy.as_mut() {
+                    Some((p, _)) => p.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let c = client.clone();
+                let id = proxy.as_ref().map(|(_, id)| id.clone()).unwrap_or_default();
+                tokio::spawn(async move {
+                    if let Err(e) = c.kill_container(&id, Some(sig)).await {
+                        errln!("failed to forward {sig}: {e}");
+                    }
+                });
+            }
+        }
+    }
+    if let Some(task) = input {
+        task.abort();
+    }
+    drop(raw);
+}
+
+/// `berth exec -i/-t`: runs the exec attached and returns its exit code.
+pub async fn exec_session(
+    client: &EngineClient,
+    exec_id: &str,
+    tty: bool,
+    stdin: bool,
+) -> Result<i32> {
+    let stream = client.exec_attach(exec_id, tty).await?;
+    pump(
+        client,
+        stream,
+        tty,
+        stdin,
+        Target::Exec(exec_id.to_string()),
+        false,
+    )
+    .await;
+    // The engine closes the stream once the exit code is recorded.
+    let info = client.exec_inspect(exec_id).await?;
+    match info.exit_code {
+        Some(code) if !info.running => Ok(code as i32),
+        _ => bail!("the exec {exec_id} did not report an exit code"),
+    }
 }
 
 /// Copies the container's output to ours until it ends: raw for a terminal, demultiplexed
@@ -238,13 +297,16 @@ async fn relay_output<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, tty: bool
 }
 
 /// Sends the local terminal's size now and on every SIGWINCH.
-fn spawn_resizer(client: EngineClient, id: String) {
+fn spawn_resizer(client: EngineClient, target: Target) {
     tokio::spawn(async move {
         let mut winch =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
         loop {
             if let Some((rows, cols)) = terminal_size() {
-                let _ = client.resize_container(&id, rows, cols).await;
+                let _ = match &target {
+                    Target::Container(id) => client.resize_container(id, rows, cols).await,
+                    Target::Exec(id) => client.exec_resize(id, rows, cols).await,
+                };
             }
             match winch.as_mut() {
                 Some(w) => {

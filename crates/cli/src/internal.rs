@@ -18,8 +18,14 @@ pub fn dispatch_hidden() {
     let code = match args.get(1).map(String::as_str) {
         Some("__monitor") if args.len() == 3 => berth_engine::monitor::main(Path::new(&args[2])),
         Some("__exec") if args.len() == 5 => {
-            berth_engine::exec_helper::main(Path::new(&args[2]), &args[3], &args[4])
+            berth_engine::exec_helper::main(Path::new(&args[2]), &args[3], &args[4], None)
         }
+        Some("__exec") if args.len() == 6 => berth_engine::exec_helper::main(
+            Path::new(&args[2]),
+            &args[3],
+            &args[4],
+            Some(Path::new(&args[5])),
+        ),
         Some(other) if other.starts_with("__") => {
             eprintln!("berth: unknown or malformed internal command {other}");
             2

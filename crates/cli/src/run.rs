@@ -222,6 +222,12 @@ pub struct ExecArgs {
     /// Detached mode: run the command in the background.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Keep STDIN open and attach it.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Set environment variables.
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -708,11 +714,17 @@ pub async fn exec(client: &EngineClient, args: ExecArgs) -> Result<i32> {
         env,
         working_dir: args.workdir.clone(),
         user: args.user.clone(),
+        tty: args.tty,
+        attach_stdin: args.interactive && !args.detach,
     };
     let exec_id = client.exec_create(&args.container, &req).await?;
     if args.detach {
         client.exec_start_detached(&exec_id).await?;
         return Ok(0);
+    }
+    if args.interactive || args.tty {
+        return crate::interactive::exec_session(client, &exec_id, args.tty, args.interactive)
+            .await;
     }
     let frames = client.exec_start(&exec_id).await?;
     if let Some(code) = relay(frames).await? {

@@ -222,3 +222,44 @@ fn docker_cli_run_attaches_and_gets_the_exit_code() {
     assert_eq!((code, out.as_str()), (0, "piped\n"));
     assert_eq!(e.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn exec_i_and_it_reach_a_running_container() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    e.ok(&["run", "-d", "--name", "box", "bb", "sleep", "300"]);
+    let (code, out, _) = with_stdin(
+        &e,
+        &["exec", "-i", "box", "sh"],
+        b"echo in-$((1+1)); exit 4\n",
+    );
+    assert_eq!((code, out.as_str()), (4, "in-2\n"));
+    let out = e.ok(&["exec", "-t", "box", "sh", "-c", "tty; echo $TERM"]);
+    assert_eq!(out, "/dev/pts/0\r\nxterm");
+    let mut p = pty(41, 97);
+    let mut child = spawn_on_pty(e.cmd().args(["exec", "-it", "box", "sh"]), &p);
+    let mut seen = String::new();
+    p.master.write_all(b"stty size; echo $((9*9))\n").unwrap();
+    read_until(&mut p.master, &mut seen, "81", Duration::from_secs(20));
+    assert!(
+        seen.contains("41 97"),
+        "terminal size not passed on:\n{seen}"
+    );
+    p.master.write_all(b"exit 3\n").unwrap();
+    assert_eq!(wait_code(&mut child, Duration::from_secs(20)), 3);
+    // A command that does not exist is 127 with or without a terminal.
+    assert_eq!(
+        e.berth(&["exec", "-t", "box", "nope"]).status.code(),
+        Some(127)
+    );
+    assert_eq!(
+        e.berth(&["exec", "-i", "box", "nope"]).status.code(),
+        Some(127)
+    );
+    // The Docker CLI's exec takes over the connection too.
+    let (code, out, _) = docker(&e, &["exec", "box", "sh", "-c", "echo dx; exit 6"], None);
+    assert_eq!((code, out.as_str()), (6, "dx\n"));
+    let (code, out, _) = docker(&e, &["exec", "-i", "box", "cat"], Some(b"to-cat\n"));
+    assert_eq!((code, out.as_str()), (0, "to-cat\n"));
+    e.ok(&["rm", "-f", "box"]);
+}

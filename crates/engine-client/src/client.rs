@@ -349,13 +349,44 @@ impl EngineClient {
             bit(stdout),
             bit(stderr)
         );
+        self.upgrade(&path, empty_body(), None).await
+    }
+
+    /// Starts an exec attached (`POST /exec/{id}/start`, connection taken over): the stream
+    /// carries its output (raw for a terminal, frames otherwise) and takes its input; it ends
+    /// when the process has exited and its exit code is recorded.
+    pub async fn exec_attach(
+        &self,
+        id: &str,
+        tty: bool,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        let path = format!("/exec/{}/start", percent_encode(id));
+        let body = json_body(&ExecStart { detach: false, tty })?;
+        self.upgrade(&path, body, Some("application/json")).await
+    }
+
+    /// Sets the terminal size of an `exec -t`.
+    pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let path = format!("/exec/{}/resize?h={height}&w={width}", percent_encode(id));
+        self.request(Method::POST, &path, empty_body(), None)
+            .await?;
+        Ok(())
+    }
+
+    /// POSTs to `path` asking to take the connection over; returns the raw stream.
+    async fn upgrade(
+        &self,
+        path: &str,
+        body: RequestBody,
+        content_type: Option<&str>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
         let resp = self
-            .send_with(Method::POST, &path, empty_body(), None, true)
+            .send_with(Method::POST, path, body, content_type, true)
             .await?;
         let resp = Self::check_status(resp).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(self.transport(format!(
-                "the engine did not take over the attach connection ({})",
+                "the engine did not take over the connection ({})",
                 resp.status()
             )));
         }
@@ -827,7 +858,10 @@ impl EngineClient {
             .request(
                 Method::POST,
                 &path,
-                json_body(&ExecStart { detach: true })?,
+                json_body(&ExecStart {
+                    detach: true,
+                    tty: false,
+                })?,
                 Some("application/json"),
             )
             .await?;

@@ -284,6 +284,10 @@ pub struct ExecCreate {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+    /// Allocate a pseudo-terminal (`exec -t`).
+    pub tty: bool,
+    /// Take the client's input as the process's stdin (`exec -i`).
+    pub attach_stdin: bool,
 }
 
 /// Body of `POST /exec/{id}/start`: `{"Detach": true}` starts the process without streaming its
@@ -292,6 +296,7 @@ pub struct ExecCreate {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecStart {
     pub detach: bool,
+    pub tty: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

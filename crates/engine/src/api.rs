@@ -151,6 +151,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/exec", post(exec_create))
         .route("/exec/{id}/start", post(exec_start))
         .route("/exec/{id}/json", get(exec_inspect))
+        .route("/exec/{id}/resize", post(exec_resize))
         .route("/images/json", get(list_images))
         .route("/images/import", post(import_image))
         .route("/images/create", post(import_image))
@@ -519,9 +520,68 @@ async fn exec_create(
     Ok((StatusCode::CREATED, Json(IdResponse { id: exec_id })).into_response())
 }
 
-async fn exec_start(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult {
+/// `POST /exec/{id}/start`. On a connection the client offers to give up (`Upgrade: tcp`, as
+/// Docker clients send) the exec is attached: input, a terminal, and the exit code recorded
+/// before the connection closes. Otherwise the output streams back as the response body.
+async fn exec_start(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    mut request: axum::extract::Request,
+) -> ApiResult {
+    let wants_upgrade = request.headers().contains_key(header::UPGRADE);
+    let body = axum::body::to_bytes(std::mem::take(request.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| EngineError::Invalid(format!("cannot read the exec start request: {e}")))?;
+    let start: berth_engine_client::ExecStart = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        parse_body(&body, "exec start request")?
+    };
+    if wants_upgrade && !start.detach {
+        let (container_id, spec, attach_stdin) = engine.exec_begin(&id)?;
+        let tty = spec.terminal;
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgrade.await else {
+                engine.exec_finished(&id, 126);
+                return;
+            };
+            let client = hyper_util::rt::TokioIo::new(upgraded);
+            engine
+                .exec_session(id, container_id, spec, attach_stdin, client)
+                .await;
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+            .header(
+                header::CONTENT_TYPE,
+                if tty {
+                    "application/vnd.docker.raw-stream"
+                } else {
+                    RAW_STREAM
+                },
+            )
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+    }
     let rx = engine.exec_start(&id)?;
     Ok(stream_body(rx, RAW_STREAM))
+}
+
+async fn exec_resize(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult {
+    let (Some(h), Some(w)) = (q.h, q.w) else {
+        return Err(EngineError::Invalid(
+            "resize needs h and w (rows and columns)".into(),
+        ));
+    };
+    engine.exec_resize(&id, h, w)?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn exec_inspect(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult {

@@ -25,6 +25,12 @@ pub struct ExecEntry {
     pub running: bool,
     pub exit_code: Option<i64>,
     pub pid: i64,
+    /// Feed the attached client's input to the process (`exec -i`).
+    pub attach_stdin: bool,
+    /// The terminal master of a running `exec -t` (for resizes).
+    pub master: Option<Arc<std::os::fd::OwnedFd>>,
+    /// A size asked for before the terminal existed (rows, columns).
+    pub pending_size: Option<(u16, u16)>,
 }
 
 /// Output of a finished exec with captured output.
@@ -59,11 +65,16 @@ impl Engine {
             }
             None => (rec.uid, rec.gid, rec.additional_gids.clone()),
         };
+        let mut env = prepare::merge_env(&rec.config.env, &req.env);
+        if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
         Ok((
             rec.id.clone(),
             ExecSpec {
+                terminal: req.tty,
                 args: req.cmd.clone(),
-                env: prepare::merge_env(&rec.config.env, &req.env),
+                env,
                 cwd: Some(
                     req.working_dir
                         .clone()
@@ -88,12 +99,15 @@ impl Engine {
                 running: false,
                 exit_code: None,
                 pid: 0,
+                attach_stdin: req.attach_stdin,
+                master: None,
+                pending_size: None,
             },
         );
         Ok(id)
     }
 
-    fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
+    pub(crate) fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
         self.execs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -111,14 +125,21 @@ impl Engine {
         })
     }
 
-    fn exec_command(&self, container_id: &str, spec: &ExecSpec) -> Result<tokio::process::Command> {
+    pub(crate) fn exec_command(
+        &self,
+        container_id: &str,
+        spec: &ExecSpec,
+    ) -> Result<tokio::process::Command> {
         let spec_json = serde_json::to_string(spec).map_err(EngineError::internal)?;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("__exec")
             .arg(self.paths.runtime_state())
             .arg(container_id)
-            .arg(spec_json)
-            .stdin(Stdio::null())
+            .arg(spec_json);
+        if spec.terminal {
+            cmd.arg(self.paths.container(container_id));
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -128,19 +149,10 @@ impl Engine {
     /// Starts an exec created earlier; output arrives as frames on the returned channel, ending
     /// with a system frame `{"ExitCode":N}`.
     pub fn exec_start(self: &Arc<Self>, exec_id: &str) -> Result<mpsc::Receiver<Bytes>> {
-        let (container_id, spec) = {
-            let mut execs = self.execs_lock();
-            let e = execs.get_mut(exec_id).ok_or_else(|| {
-                EngineError::NotFound(format!("no such exec instance: {exec_id}"))
-            })?;
-            if e.running || e.exit_code.is_some() {
-                return Err(EngineError::Conflict(format!(
-                    "exec {exec_id} has already been started"
-                )));
-            }
-            e.running = true;
-            (e.container_id.clone(), e.spec.clone())
-        };
+        let (container_id, mut spec, _) = self.exec_begin(exec_id)?;
+        // This streaming form has no input and no terminal: it serves `exec -d` and the
+        // clients that read the output as a response body.
+        spec.terminal = false;
         let mut child = self
             .exec_command(&container_id, &spec)?
             .spawn()
@@ -164,16 +176,38 @@ impl Engine {
                 .and_then(|s| s.code())
                 .map(i64::from)
                 .unwrap_or(126);
-            if let Some(e) = engine.execs_lock().get_mut(&exec_id) {
-                e.running = false;
-                e.exit_code = Some(code);
-            }
+            engine.exec_finished(&exec_id, code);
             let msg = serde_json::json!({ "ExitCode": code }).to_string();
             let _ = tx
                 .send(Bytes::from(encode(StreamKind::System, msg.as_bytes())))
                 .await;
         });
         Ok(rx)
+    }
+
+    /// Marks an exec created earlier as started; returns its container, its process and
+    /// whether it takes the client's input.
+    pub(crate) fn exec_begin(&self, exec_id: &str) -> Result<(String, ExecSpec, bool)> {
+        let mut execs = self.execs_lock();
+        let e = execs
+            .get_mut(exec_id)
+            .ok_or_else(|| EngineError::NotFound(format!("no such exec instance: {exec_id}")))?;
+        if e.running || e.exit_code.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "exec {exec_id} has already been started"
+            )));
+        }
+        e.running = true;
+        Ok((e.container_id.clone(), e.spec.clone(), e.attach_stdin))
+    }
+
+    /// Records the end of an exec.
+    pub(crate) fn exec_finished(&self, exec_id: &str, code: i64) {
+        if let Some(e) = self.execs_lock().get_mut(exec_id) {
+            e.running = false;
+            e.exit_code = Some(code);
+            e.master = None;
+        }
     }
 
     /// Runs a process in the container and captures its combined output (health checks).

@@ -52,6 +52,7 @@ pub fn spawn(engine: &Arc<Engine>, rec: &ContainerRecord) {
         uid: Some(rec.uid),
         gid: Some(rec.gid),
         additional_gids: rec.additional_gids.clone(),
+        terminal: false,
     };
     let handle = tokio::spawn(async move { run(engine2, id, cfg, spec).await });
     if let Some(slot) = engine.lock().get_mut(&rec.id) {

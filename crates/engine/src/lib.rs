@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod exec_helper;
+pub mod exec_session;
 pub mod health;
 pub mod listing;
 pub mod logfile;

@@ -10,13 +10,13 @@
 //! the monitor process ends (pidfd).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::cgroups::Cgroup;
+use berth_runtime::console;
 use berth_runtime::container::{Runtime, Stdio};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, setsid, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
@@ -216,50 +216,22 @@ fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String
         });
     };
     let _ = std::fs::remove_file(CONSOLE_SOCKET);
-    let master = receive_terminal(&console).map_err(|e| {
-        // SAFETY: kill(2) of the container we just started and could not connect to.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-        let _ = waitpid(Pid::from_raw(pid), None);
-        let _ = runtime.delete(&config.id, true);
-        format!("cannot set up the container's terminal: {e}")
-    })?;
+    let master =
+        console::accept_terminal(&console, std::time::Duration::from_secs(10)).map_err(|e| {
+            // SAFETY: kill(2) of the container we just started and could not connect to.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let _ = waitpid(Pid::from_raw(pid), None);
+            let _ = runtime.delete(&config.id, true);
+            format!("cannot set up the container's terminal: {e}")
+        })?;
     let writer = master.try_clone().map_err(|e| format!("terminal: {e}"))?;
     Ok(Started {
         pid,
         output: monitor_io::Output::Terminal { master },
         stdin: config.open_stdin.then_some(writer),
     })
-}
-
-/// Accepts the runtime's connection on the console socket and receives the terminal master.
-fn receive_terminal(console: &UnixListener) -> Result<OwnedFd, String> {
-    let mut fds = [PollFd::new(console.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::from(10_000u16)) {
-        Ok(n) if n > 0 => {}
-        _ => return Err("the runtime did not send the terminal in time".into()),
-    }
-    let (sock, _) = console.accept().map_err(|e| e.to_string())?;
-    let mut name = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| e.to_string())?;
-    for cmsg in msg.cmsgs().map_err(|e| e.to_string())? {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(received) = cmsg {
-            if let Some(&fd) = received.first() {
-                // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it now.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err("the runtime sent no terminal".into())
 }
 
 fn run(dir: &Path, config: &MonitorConfig) {

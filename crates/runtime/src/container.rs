@@ -56,6 +56,9 @@ pub struct ExecSpec {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub additional_gids: Vec<u32>,
+    /// Give the process a pseudo-terminal (`exec -t`); see [`Runtime::exec_terminal`].
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 impl Runtime {
@@ -146,6 +149,55 @@ impl Runtime {
             builder = builder.with_additional_gids(spec.additional_gids.clone());
         }
         let pid = builder.build().map_err(|e| exec_err(&error_chain(&e)))?;
+        Ok(pid.as_raw())
+    }
+
+    /// Runs `spec` inside container `id` on a new pseudo-terminal: the process is built from
+    /// the container's own (`bundle/config.json`) with `spec`'s command, environment, working
+    /// directory and user, written to `process_file`, and the runtime sends the terminal's
+    /// master to the listening `console_socket`. Returns the new process's pid.
+    pub fn exec_terminal(
+        &self,
+        id: &str,
+        spec: &ExecSpec,
+        bundle: &Path,
+        process_file: &Path,
+        console_socket: &Path,
+    ) -> Result<i32, RuntimeError> {
+        let exec_err = |e: &dyn std::fmt::Display| RuntimeError::Exec {
+            id: id.to_string(),
+            message: e.to_string(),
+        };
+        let container_spec = Spec::load(bundle.join("config.json")).map_err(|e| exec_err(&e))?;
+        let mut process = container_spec.process().clone().unwrap_or_default();
+        process.set_terminal(Some(true));
+        process.set_console_size(None);
+        process.set_args(Some(spec.args.clone()));
+        process.set_env(Some(spec.env.clone()));
+        if let Some(cwd) = &spec.cwd {
+            process.set_cwd(PathBuf::from(cwd));
+        }
+        let mut user = process.user().clone();
+        if let Some(uid) = spec.uid {
+            user.set_uid(uid);
+        }
+        if let Some(gid) = spec.gid {
+            user.set_gid(gid);
+        }
+        user.set_additional_gids(Some(spec.additional_gids.clone()));
+        process.set_user(user);
+        let json = serde_json::to_vec(&process).map_err(|e| exec_err(&e))?;
+        std::fs::write(process_file, json).map_err(|e| exec_err(&e))?;
+        let pid = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.state_root)
+            .map_err(|e| exec_err(&e))?
+            .with_executor(BerthExecutor { init: false })
+            .with_console_socket(Some(console_socket))
+            .as_tenant()
+            .with_process(Some(process_file))
+            .with_detach(true)
+            .build()
+            .map_err(|e| exec_err(&error_chain(&e)))?;
         Ok(pid.as_raw())
     }
 

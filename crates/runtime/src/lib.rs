@@ -12,6 +12,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod console;
 pub mod container;
 pub mod netns;
 pub mod seccomp;

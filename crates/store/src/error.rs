@@ -5,7 +5,8 @@ use crate::Revision;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// A watch asked for history that compaction removed; re-read and watch from now.
-    #[error("revision {requested} has been compacted (oldest kept revision is {compacted})")]
+    /// `compacted` is the oldest revision a watch may still start from.
+    #[error("revision {requested} has been compacted (the oldest revision kept is {compacted})")]
     Compacted {
         requested: Revision,
         compacted: Revision,

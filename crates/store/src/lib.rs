@@ -12,15 +12,21 @@
 //! - `types`: the data model ([`KeyValue`], [`Txn`], [`WatchEvent`], ...);
 //! - `error`: [`StoreError`];
 //! - `logic`: backend-independent rules (compare evaluation, transaction validation);
-//! - `memory`: [`MemoryStore`], the in-process reference backend (tests, throwaway servers).
+//! - `memory`: [`MemoryStore`], the in-process reference backend (tests, throwaway servers);
+//! - `redb_store`: [`RedbStore`], the embedded durable backend (one redb file, group commit);
+//! - `conformance` (feature `conformance`): the test suite every backend passes.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 pub mod logic;
 mod memory;
+mod redb_store;
 mod types;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use redb_store::{RedbOptions, RedbStore};
 pub use types::{
     Compare, CompareOp, CompareTarget, EventKind, KeyValue, Op, OpResult, RangeRequest,
     RangeResponse, Revision, Txn, TxnResponse, WatchEvent, WatchStream,
@@ -37,15 +43,20 @@ pub trait Store: Send + Sync + 'static {
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError>;
 
     /// Streams every change to keys under `prefix` with revision >= `from_revision`, first the
-    /// history still kept, then live changes. `from_revision` 0 means "changes after now".
-    /// A revision older than the compacted one fails with [`StoreError::Compacted`].
+    /// history still kept, then live changes. `from_revision` 0 means "changes after now"
+    /// (after every write already acknowledged). A revision older than the oldest kept one
+    /// fails with [`StoreError::Compacted`]; one beyond the next revision (current + 1) with
+    /// [`StoreError::FutureRevision`].
     async fn watch(&self, prefix: &str, from_revision: Revision)
         -> Result<WatchStream, StoreError>;
 
     /// The current store revision.
     async fn revision(&self) -> Result<Revision, StoreError>;
 
-    /// Drops the change history older than `revision` (watches from before it then fail).
+    /// Drops the change history older than `revision`: watches from before it then fail with
+    /// [`StoreError::Compacted`] (whose `compacted` is this revision), watches from it still
+    /// work. Compacting to a revision at or below the current compaction point does nothing;
+    /// beyond the current revision fails with [`StoreError::FutureRevision`].
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 
     /// Reads one key.

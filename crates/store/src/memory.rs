@@ -22,9 +22,9 @@ pub struct MemoryStore {
 struct State {
     kvs: BTreeMap<String, KeyValue>,
     revision: Revision,
-    /// Revisions at or below this have been compacted away.
+    /// The oldest revision a watch may start from (history below it was compacted away).
     compacted: Revision,
-    /// Change history after `compacted`, in revision order.
+    /// Change history from `compacted` on, in revision order.
     history: Vec<WatchEvent>,
     watchers: Vec<Watcher>,
 }
@@ -126,7 +126,13 @@ impl Store for MemoryStore {
         } else {
             from_revision
         };
-        if from <= state.compacted {
+        if from > state.revision + 1 {
+            return Err(StoreError::FutureRevision {
+                requested: from,
+                current: state.revision,
+            });
+        }
+        if from < state.compacted {
             return Err(StoreError::Compacted {
                 requested: from,
                 compacted: state.compacted,
@@ -162,7 +168,7 @@ impl Store for MemoryStore {
         if revision > state.compacted {
             let keep_from = state.history.partition_point(|e| e.revision() < revision);
             state.history.drain(..keep_from);
-            state.compacted = revision - 1;
+            state.compacted = revision;
         }
         Ok(())
     }

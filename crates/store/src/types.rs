@@ -229,6 +229,7 @@ impl WatchEvent {
     }
 }
 
-/// The events of a watch, in revision order (events of one transaction in key order).
+/// The events of a watch, in revision order; the events of one transaction in the order of its
+/// ops (the keys of one `DeletePrefix` in key order), as etcd orders them.
 /// It ends with an error if the watcher falls too far behind or the store closes.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, StoreError>> + Send>>;

@@ -1,0 +1,987 @@
+//! [`RedbStore`]: the embedded durable backend, one [redb](https://www.redb.org) file
+//! (`<dir>/store.redb`).
+//!
+//! Tables:
+//! - `keys`: key -> encoded [`KeyValue`] (without the key);
+//! - `history`: (revision, n-th event of the revision) -> encoded [`WatchEvent`], what a watch
+//!   from an old revision replays; trimmed by compaction;
+//! - `meta`: `revision` (the store revision) and `compacted` (the oldest revision a watch may
+//!   still start from).
+//!
+//! Writes go through one writer thread doing group commit: it takes every queued request
+//! (up to [`RedbOptions::max_batch`]), applies them in order inside ONE redb write transaction
+//! (each writing [`Txn`] gets its own revision and sees the effects of the ones before it; a
+//! transaction that fails validation fails alone), commits once with an fsync, then publishes
+//! the new revision, hands the events to the live watchers and only then answers the callers.
+//! So an answered write is on disk, and a watch started after an answer sees everything after it.
+//!
+//! Reads (`range`, `get`, read-only transactions) run on redb read transactions (MVCC
+//! snapshots) and never wait for the writer.
+//!
+//! A watch first replays the history table from its start revision in chunks (in the
+//! consumer's pace: nothing is buffered ahead), then registers with the writer's fan-out under
+//! the same lock the writer publishes under, when it has caught up; events the writer publishes
+//! after that are passed through a bounded channel of [`RedbOptions::watch_buffer`] revisions,
+//! skipping revisions the replay already delivered, so there is no gap and no duplicate. A
+//! watcher whose channel is full is dropped and its stream ends with
+//! [`StoreError::WatchLagged`] naming the first revision it did not get.
+
+use std::fmt::Display;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::logic::{apply_txn, validate_txn, KeySpace};
+use crate::{
+    EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn,
+    TxnResponse, WatchEvent, WatchStream,
+};
+
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+const HISTORY: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("history");
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+
+const META_REVISION: &str = "revision";
+const META_COMPACTED: &str = "compacted";
+
+/// How many history rows one catch-up read of a watch scans at most (whole revisions).
+const CATCH_UP_CHUNK: usize = 1024;
+
+/// Ranges that may return more keys than this are read on a blocking thread.
+const INLINE_RANGE_LIMIT: usize = 256;
+
+/// Tuning of a [`RedbStore`].
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// Keep the watch history of (at least) the last this many revisions; older history is
+    /// compacted automatically as writes go on. 0 disables automatic compaction.
+    pub history_revisions: i64,
+    /// How many revisions' worth of events a live watcher may have unread before it is dropped
+    /// with [`StoreError::WatchLagged`].
+    pub watch_buffer: usize,
+    /// The most requests one group commit takes.
+    pub max_batch: usize,
+    /// redb's page cache size in bytes.
+    pub cache_size: usize,
+    /// redb's quick repair: each commit also saves the allocator state (a second fsync), so
+    /// opening after a crash does not have to walk the whole file.
+    pub quick_repair: bool,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            history_revisions: 10_000,
+            watch_buffer: 1024,
+            max_batch: 1024,
+            cache_size: 512 * 1024 * 1024,
+            quick_repair: false,
+        }
+    }
+}
+
+/// The embedded durable [`Store`]. See the module documentation for how it works.
+///
+/// Dropping it waits for the writer thread to finish its current batch and closes the file
+/// (watch streams then end with [`StoreError::Closed`]), so the same directory can be opened
+/// again right after.
+pub struct RedbStore {
+    shared: Arc<Shared>,
+    requests: Option<std_mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    db: Database,
+    path: PathBuf,
+    options: RedbOptions,
+    /// The last committed revision.
+    revision: AtomicI64,
+    /// The oldest revision a watch may start from.
+    compacted: AtomicI64,
+    hub: Mutex<Hub>,
+}
+
+/// The live watchers, and the last revision handed to them.
+struct Hub {
+    notified: Revision,
+    watchers: Vec<LiveWatcher>,
+    closed: bool,
+}
+
+struct LiveWatcher {
+    prefix: String,
+    /// Revisions below this were delivered from history already.
+    from: Revision,
+    sender: mpsc::Sender<Vec<WatchEvent>>,
+    /// Set to the first revision not delivered when the channel overflowed.
+    lagged: Arc<AtomicI64>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Request {
+    Txn(Txn, Reply<TxnResponse>),
+    Compact(Revision, Reply<()>),
+}
+
+fn backend(context: &str) -> impl Fn(&dyn Display) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("{context}: {e}"))
+}
+
+macro_rules! be {
+    ($ctx:expr) => {
+        |e| backend($ctx)(&e)
+    };
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store in `dir`, with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, RedbOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot create store directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("store.redb");
+        let db = open_database(&path, options.cache_size)?;
+        let ctx = path.display().to_string();
+        // Create the tables on first open and read the counters.
+        let (revision, compacted) = {
+            let mut wtx = db.begin_write().map_err(be!(&ctx))?;
+            wtx.set_quick_repair(options.quick_repair);
+            let counters;
+            {
+                wtx.open_table(KEYS).map_err(be!(&ctx))?;
+                wtx.open_table(HISTORY).map_err(be!(&ctx))?;
+                let meta = wtx.open_table(META).map_err(be!(&ctx))?;
+                counters = read_counters(&meta).map_err(be!(&ctx))?;
+            }
+            wtx.commit().map_err(be!(&ctx))?;
+            counters
+        };
+        let shared = Arc::new(Shared {
+            db,
+            path,
+            options: options.clone(),
+            revision: AtomicI64::new(revision),
+            compacted: AtomicI64::new(compacted),
+            hub: Mutex::new(Hub {
+                notified: revision,
+                watchers: Vec::new(),
+                closed: false,
+            }),
+        });
+        let (requests, receiver) = std_mpsc::channel();
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("berth-store-writer".into())
+            .spawn(move || writer_loop(&writer_shared, &receiver))
+            .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
+        Ok(RedbStore {
+            shared,
+            requests: Some(requests),
+            writer: Some(writer),
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(make(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Reads on a blocking thread (the caller's future may be dropped; the read still ends).
+    async fn read_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || read(&shared))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store read failed: {e}")))?
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after its current batch; it then closes the
+        // watchers. Joining makes sure the file is released when this returns (the database
+        // closes when the last reference to `Shared` goes, which is ours or a short read's).
+        self.requests = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn open_database(path: &Path, cache_size: usize) -> Result<Database, StoreError> {
+    let shown = path.display();
+    // A damaged file can make redb panic instead of failing; report it as corruption.
+    let opened =
+        std::panic::catch_unwind(|| Database::builder().set_cache_size(cache_size).create(path));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::Backend(format!(
+            "store file {shown} is already open (another berth process holds it)"
+        ))),
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(message)))) => Err(
+            StoreError::Backend(format!("store file {shown} is corrupt: {message}")),
+        ),
+        Ok(Err(e)) => Err(StoreError::Backend(format!(
+            "cannot open store file {shown} (damaged or not a store?): {e}"
+        ))),
+        Err(_) => Err(StoreError::Backend(format!(
+            "store file {shown} is corrupt (the database engine failed reading it)"
+        ))),
+    }
+}
+
+fn read_counters(
+    meta: &impl ReadableTable<&'static str, i64>,
+) -> Result<(Revision, Revision), redb::StorageError> {
+    let revision = meta.get(META_REVISION)?.map_or(0, |v| v.value());
+    let compacted = meta.get(META_COMPACTED)?.map_or(0, |v| v.value());
+    Ok((revision, compacted))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+fn encode_kv_fields(out: &mut Vec<u8>, kv: &KeyValue) {
+    out.extend_from_slice(&kv.create_revision.to_le_bytes());
+    out.extend_from_slice(&kv.mod_revision.to_le_bytes());
+    out.extend_from_slice(&kv.version.to_le_bytes());
+}
+
+/// A key's record: create revision, mod revision, version, value.
+fn encode_kv(kv: &KeyValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + kv.value.len());
+    encode_kv_fields(&mut out, kv);
+    out.extend_from_slice(&kv.value);
+    out
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Backend("store file holds a malformed record".into())
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.0.len() < n {
+            return Err(corrupt());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn i64(&mut self) -> Result<i64, StoreError> {
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| corrupt())?,
+        ))
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| corrupt())?,
+        ))
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn sized(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn kv(&mut self, key: &str, value: &[u8]) -> Result<KeyValue, StoreError> {
+        Ok(KeyValue {
+            key: key.to_string(),
+            create_revision: self.i64()?,
+            mod_revision: self.i64()?,
+            version: self.i64()?,
+            value: value.to_vec(),
+        })
+    }
+}
+
+fn decode_kv(key: &str, bytes: &[u8]) -> Result<KeyValue, StoreError> {
+    let mut reader = Reader(bytes);
+    let mut kv = reader.kv(key, &[])?;
+    kv.value = reader.0.to_vec();
+    Ok(kv)
+}
+
+fn push_sized(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A history record: kind, key, the new fields and value, then the previous fields and value
+/// if there was a previous value (same key).
+fn encode_event(event: &WatchEvent) -> Vec<u8> {
+    let prev_len = event.prev_kv.as_ref().map_or(0, |p| p.value.len() + 28);
+    let mut out = Vec::with_capacity(40 + event.kv.key.len() + event.kv.value.len() + prev_len);
+    out.push(match event.kind {
+        EventKind::Put => 0,
+        EventKind::Delete => 1,
+    });
+    push_sized(&mut out, event.kv.key.as_bytes());
+    encode_kv_fields(&mut out, &event.kv);
+    push_sized(&mut out, &event.kv.value);
+    match &event.prev_kv {
+        None => out.push(0),
+        Some(prev) => {
+            out.push(1);
+            encode_kv_fields(&mut out, prev);
+            push_sized(&mut out, &prev.value);
+        }
+    }
+    out
+}
+
+/// The key of a history record, without decoding the rest.
+fn event_key(bytes: &[u8]) -> Result<&str, StoreError> {
+    let mut reader = Reader(bytes);
+    reader.u8()?;
+    std::str::from_utf8(reader.sized()?).map_err(|_| corrupt())
+}
+
+fn decode_event(bytes: &[u8]) -> Result<WatchEvent, StoreError> {
+    let mut reader = Reader(bytes);
+    let kind = match reader.u8()? {
+        0 => EventKind::Put,
+        1 => EventKind::Delete,
+        _ => return Err(corrupt()),
+    };
+    let key = std::str::from_utf8(reader.sized()?).map_err(|_| corrupt())?;
+    let mut kv = reader.kv(key, &[])?;
+    kv.value = reader.sized()?.to_vec();
+    let prev_kv = match reader.u8()? {
+        0 => None,
+        1 => {
+            let mut prev = reader.kv(key, &[])?;
+            prev.value = reader.sized()?.to_vec();
+            Some(prev)
+        }
+        _ => return Err(corrupt()),
+    };
+    Ok(WatchEvent { kind, kv, prev_kv })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key spaces over redb tables
+
+fn storage(e: impl Display) -> StoreError {
+    StoreError::Backend(format!("store I/O failed: {e}"))
+}
+
+fn table_get(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<KeyValue>, StoreError> {
+    match table.get(key).map_err(storage)? {
+        Some(guard) => Ok(Some(decode_kv(key, guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Keys under `prefix` after `start_after`, at most `limit`; and whether more matched.
+fn table_range(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<KeyValue>, bool), StoreError> {
+    let start = match start_after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
+    let mut kvs = Vec::new();
+    let mut more = false;
+    for entry in table
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(storage)?
+    {
+        let (key, value) = entry.map_err(storage)?;
+        let key = key.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if kvs.len() == limit {
+            more = true;
+            break;
+        }
+        kvs.push(decode_kv(key, value.value())?);
+    }
+    Ok((kvs, more))
+}
+
+struct WriteSpace<'a, 't>(&'a mut redb::Table<'t, &'static str, &'static [u8]>);
+
+impl KeySpace for WriteSpace<'_, '_> {
+    fn get(&mut self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        table_get(&*self.0, key)
+    }
+
+    fn put(&mut self, kv: KeyValue) -> Result<(), StoreError> {
+        self.0
+            .insert(kv.key.as_str(), encode_kv(&kv).as_slice())
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<(), StoreError> {
+        self.0.remove(key).map_err(storage)?;
+        Ok(())
+    }
+
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(table_range(&*self.0, prefix, None, usize::MAX)?.0)
+    }
+}
+
+/// A read-only key space: only `get` is ever called on it (read-only transactions).
+struct ReadSpace<'a>(&'a redb::ReadOnlyTable<&'static str, &'static [u8]>);
+
+impl KeySpace for ReadSpace<'_> {
+    fn get(&mut self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        table_get(self.0, key)
+    }
+
+    fn put(&mut self, _kv: KeyValue) -> Result<(), StoreError> {
+        Err(StoreError::Backend(
+            "write in a read-only transaction".into(),
+        ))
+    }
+
+    fn remove(&mut self, _key: &str) -> Result<(), StoreError> {
+        Err(StoreError::Backend(
+            "write in a read-only transaction".into(),
+        ))
+    }
+
+    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(table_range(self.0, prefix, None, usize::MAX)?.0)
+    }
+}
+
+fn is_read_only(txn: &Txn) -> bool {
+    !txn.success.iter().chain(&txn.failure).any(|op| op.writes())
+}
+
+impl Shared {
+    fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(storage)
+    }
+
+    fn read_revision(rtx: &redb::ReadTransaction) -> Result<(Revision, Revision), StoreError> {
+        let meta = rtx.open_table(META).map_err(storage)?;
+        read_counters(&meta).map_err(storage)
+    }
+
+    fn range(&self, request: &RangeRequest) -> Result<RangeResponse, StoreError> {
+        let rtx = self.begin_read()?;
+        let (revision, _) = Self::read_revision(&rtx)?;
+        let keys = rtx.open_table(KEYS).map_err(storage)?;
+        let (kvs, more) = table_range(
+            &keys,
+            &request.prefix,
+            request.start_after.as_deref(),
+            request.limit.unwrap_or(usize::MAX),
+        )?;
+        Ok(RangeResponse {
+            kvs,
+            more,
+            revision,
+        })
+    }
+
+    fn read_txn(&self, txn: &Txn) -> Result<TxnResponse, StoreError> {
+        let rtx = self.begin_read()?;
+        let (revision, _) = Self::read_revision(&rtx)?;
+        let keys = rtx.open_table(KEYS).map_err(storage)?;
+        let (response, _) = apply_txn(&mut ReadSpace(&keys), revision, txn)?;
+        Ok(response)
+    }
+
+    /// History events from revision `next` on, whole revisions, about `CATCH_UP_CHUNK` rows:
+    /// the matching events and the revision to continue from.
+    fn read_history(
+        &self,
+        prefix: &str,
+        next: Revision,
+    ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        let rtx = self.begin_read()?;
+        let (_, compacted) = Self::read_revision(&rtx)?;
+        if next < compacted {
+            return Err(StoreError::Compacted {
+                requested: next,
+                compacted,
+            });
+        }
+        let history = rtx.open_table(HISTORY).map_err(storage)?;
+        let mut events = Vec::new();
+        let mut continue_from = next;
+        for (scanned, entry) in history.range((next, 0)..).map_err(storage)?.enumerate() {
+            let (key, value) = entry.map_err(storage)?;
+            let (revision, _) = key.value();
+            if scanned >= CATCH_UP_CHUNK && revision >= continue_from {
+                break;
+            }
+            continue_from = revision + 1;
+            let bytes = value.value();
+            if event_key(bytes)?.starts_with(prefix) {
+                events.push(decode_event(bytes)?);
+            }
+        }
+        Ok((events, continue_from))
+    }
+
+    /// Registers a live watcher continuing at `next` if the fan-out has not passed it.
+    fn try_go_live(&self, prefix: &str, next: Revision) -> Result<Option<WatchPhase>, StoreError> {
+        let mut hub = self.hub();
+        if hub.closed {
+            return Err(StoreError::Closed);
+        }
+        if hub.notified >= next {
+            return Ok(None);
+        }
+        let (sender, receiver) = mpsc::channel(self.options.watch_buffer.max(1));
+        let lagged = Arc::new(AtomicI64::new(0));
+        hub.watchers.push(LiveWatcher {
+            prefix: prefix.to_string(),
+            from: next,
+            sender,
+            lagged: lagged.clone(),
+        });
+        Ok(Some(WatchPhase::Live { receiver, lagged }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+enum Outcome {
+    Txn(Result<(TxnResponse, Vec<WatchEvent>), StoreError>),
+    Compact(Result<(), StoreError>),
+}
+
+fn writer_loop(shared: &Shared, requests: &std_mpsc::Receiver<Request>) {
+    let max_batch = shared.options.max_batch.max(1);
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        run_batch(shared, batch);
+    }
+    let mut hub = shared.hub();
+    hub.closed = true;
+    hub.watchers.clear();
+}
+
+fn run_batch(shared: &Shared, batch: Vec<Request>) {
+    let revision = shared.revision.load(Ordering::Acquire);
+    let compacted = shared.compacted.load(Ordering::Acquire);
+    match apply_batch(shared, &batch, revision, compacted) {
+        Ok((outcomes, new_revision, new_compacted)) => {
+            shared.compacted.store(new_compacted, Ordering::Release);
+            shared.revision.store(new_revision, Ordering::Release);
+            {
+                let mut hub = shared.hub();
+                for outcome in &outcomes {
+                    if let Outcome::Txn(Ok((response, events))) = outcome {
+                        if !events.is_empty() {
+                            fan_out(&mut hub, response.revision, events);
+                        }
+                    }
+                }
+                hub.notified = new_revision;
+            }
+            for (request, outcome) in batch.into_iter().zip(outcomes) {
+                match (request, outcome) {
+                    (Request::Txn(_, reply), Outcome::Txn(result)) => {
+                        let _ = reply.send(result.map(|(response, _)| response));
+                    }
+                    (Request::Compact(_, reply), Outcome::Compact(result)) => {
+                        let _ = reply.send(result);
+                    }
+                    _ => unreachable!("outcomes follow the requests"),
+                }
+            }
+        }
+        Err(error) => {
+            // Nothing of the batch was committed.
+            for request in batch {
+                match request {
+                    Request::Txn(_, reply) => {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    Request::Compact(_, reply) => {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fan_out(hub: &mut Hub, revision: Revision, events: &[WatchEvent]) {
+    hub.watchers.retain(|watcher| {
+        if revision < watcher.from {
+            return true;
+        }
+        let matching: Vec<WatchEvent> = events
+            .iter()
+            .filter(|e| e.kv.key.starts_with(&watcher.prefix))
+            .cloned()
+            .collect();
+        if matching.is_empty() {
+            return true;
+        }
+        match watcher.sender.try_send(matching) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                watcher.lagged.store(revision, Ordering::Release);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    });
+}
+
+type BatchResult = (Vec<Outcome>, Revision, Revision);
+
+fn apply_batch(
+    shared: &Shared,
+    batch: &[Request],
+    mut revision: Revision,
+    mut compacted: Revision,
+) -> Result<BatchResult, StoreError> {
+    let mut wtx = shared.db.begin_write().map_err(storage)?;
+    wtx.set_quick_repair(shared.options.quick_repair);
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut dirty = false;
+    {
+        let mut keys = wtx.open_table(KEYS).map_err(storage)?;
+        let mut history = wtx.open_table(HISTORY).map_err(storage)?;
+        for request in batch {
+            match request {
+                Request::Txn(txn, _) => {
+                    if let Err(e) = validate_txn(txn) {
+                        outcomes.push(Outcome::Txn(Err(e)));
+                        continue;
+                    }
+                    // An error here is the backend's: it fails the whole batch.
+                    let (response, events) = apply_txn(&mut WriteSpace(&mut keys), revision, txn)?;
+                    for (n, event) in events.iter().enumerate() {
+                        history
+                            .insert(
+                                (response.revision, n as u32),
+                                encode_event(event).as_slice(),
+                            )
+                            .map_err(storage)?;
+                    }
+                    if !events.is_empty() {
+                        dirty = true;
+                    }
+                    revision = response.revision;
+                    outcomes.push(Outcome::Txn(Ok((response, events))));
+                }
+                Request::Compact(to, _) => {
+                    let result = if *to > revision {
+                        Err(StoreError::FutureRevision {
+                            requested: *to,
+                            current: revision,
+                        })
+                    } else {
+                        if *to > compacted {
+                            trim_history(&mut history, *to)?;
+                            compacted = *to;
+                            dirty = true;
+                        }
+                        Ok(())
+                    };
+                    outcomes.push(Outcome::Compact(result));
+                }
+            }
+        }
+        let keep = shared.options.history_revisions;
+        if keep > 0 && revision + 1 - compacted > keep {
+            compacted = revision + 1 - keep;
+            trim_history(&mut history, compacted)?;
+            dirty = true;
+        }
+        if dirty {
+            let mut meta = wtx.open_table(META).map_err(storage)?;
+            meta.insert(META_REVISION, revision).map_err(storage)?;
+            meta.insert(META_COMPACTED, compacted).map_err(storage)?;
+        }
+    }
+    if dirty {
+        wtx.commit().map_err(storage)?;
+    } else {
+        wtx.abort().map_err(storage)?;
+    }
+    Ok((outcomes, revision, compacted))
+}
+
+/// Deletes the history of revisions below `to`.
+fn trim_history(
+    history: &mut redb::Table<'_, (i64, u32), &'static [u8]>,
+    to: Revision,
+) -> Result<(), StoreError> {
+    history.retain_in(..(to, 0), |_, _| false).map_err(storage)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch streams
+
+enum WatchPhase {
+    /// Replaying history from `next`.
+    CatchUp {
+        next: Revision,
+    },
+    Live {
+        receiver: mpsc::Receiver<Vec<WatchEvent>>,
+        lagged: Arc<AtomicI64>,
+    },
+    Done,
+}
+
+struct WatchState {
+    shared: Weak<Shared>,
+    prefix: String,
+    phase: WatchPhase,
+}
+
+type Items = Vec<Result<WatchEvent, StoreError>>;
+
+async fn next_items(mut state: WatchState) -> Option<(Items, WatchState)> {
+    loop {
+        match state.phase {
+            WatchPhase::Done => return None,
+            WatchPhase::Live {
+                mut receiver,
+                lagged,
+            } => {
+                return Some(match receiver.recv().await {
+                    Some(events) => {
+                        state.phase = WatchPhase::Live { receiver, lagged };
+                        (events.into_iter().map(Ok).collect(), state)
+                    }
+                    None => {
+                        let resume_from = lagged.load(Ordering::Acquire);
+                        let error = if resume_from > 0 {
+                            StoreError::WatchLagged { resume_from }
+                        } else {
+                            StoreError::Closed
+                        };
+                        state.phase = WatchPhase::Done;
+                        (vec![Err(error)], state)
+                    }
+                });
+            }
+            WatchPhase::CatchUp { next } => {
+                let Some(shared) = state.shared.upgrade() else {
+                    state.phase = WatchPhase::Done;
+                    return Some((vec![Err(StoreError::Closed)], state));
+                };
+                match shared.try_go_live(&state.prefix, next) {
+                    Err(e) => {
+                        state.phase = WatchPhase::Done;
+                        return Some((vec![Err(e)], state));
+                    }
+                    Ok(Some(live)) => {
+                        state.phase = live;
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
+                let prefix = state.prefix.clone();
+                let read = tokio::task::spawn_blocking(move || shared.read_history(&prefix, next))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StoreError::Backend(format!("watch read failed: {e}")))
+                    });
+                match read {
+                    Err(e) => {
+                        state.phase = WatchPhase::Done;
+                        return Some((vec![Err(e)], state));
+                    }
+                    Ok((events, continue_from)) => {
+                        state.phase = WatchPhase::CatchUp {
+                            next: continue_from,
+                        };
+                        if !events.is_empty() {
+                            return Some((events.into_iter().map(Ok).collect(), state));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedbStore {
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        if is_read_only(&txn) {
+            validate_txn(&txn)?;
+            return self.shared.read_txn(&txn);
+        }
+        self.submit(|reply| Request::Txn(txn, reply)).await
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
+        if request.limit.is_some_and(|l| l <= INLINE_RANGE_LIMIT) {
+            return self.shared.range(&request);
+        }
+        self.read_blocking(move |shared| shared.range(&request))
+            .await
+    }
+
+    async fn watch(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+    ) -> Result<WatchStream, StoreError> {
+        // The committed revision; it may be ahead of what the writer has handed to live
+        // watchers yet (it publishes right after), which the hand-over accounts for.
+        let current = self.shared.revision.load(Ordering::Acquire);
+        let from = if from_revision <= 0 {
+            current + 1
+        } else {
+            from_revision
+        };
+        if from > current + 1 {
+            return Err(StoreError::FutureRevision {
+                requested: from,
+                current,
+            });
+        }
+        let compacted = self.shared.compacted.load(Ordering::Acquire);
+        if from < compacted {
+            return Err(StoreError::Compacted {
+                requested: from,
+                compacted,
+            });
+        }
+        // Watching from now: register at once, so no later write is missed.
+        let phase = self
+            .shared
+            .try_go_live(prefix, from)?
+            .unwrap_or(WatchPhase::CatchUp { next: from });
+        let state = WatchState {
+            shared: Arc::downgrade(&self.shared),
+            prefix: prefix.to_string(),
+            phase,
+        };
+        let stream = futures_util::stream::unfold(state, next_items);
+        Ok(Box::pin(futures_util::StreamExt::flat_map(
+            stream,
+            futures_util::stream::iter,
+        )))
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.shared.revision.load(Ordering::Acquire))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        self.submit(|reply| Request::Compact(revision, reply)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        if key.is_empty() {
+            return Err(StoreError::InvalidRequest("read of an empty key".into()));
+        }
+        let rtx = self.shared.begin_read()?;
+        let keys = rtx.open_table(KEYS).map_err(storage)?;
+        table_get(&keys, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip() {
+        let kv = KeyValue {
+            key: "a/b".into(),
+            value: b"new".to_vec(),
+            create_revision: 3,
+            mod_revision: 9,
+            version: 4,
+        };
+        let prev = KeyValue {
+            value: b"old".to_vec(),
+            mod_revision: 7,
+            version: 3,
+            ..kv.clone()
+        };
+        for event in [
+            WatchEvent {
+                kind: EventKind::Put,
+                kv: kv.clone(),
+                prev_kv: Some(prev.clone()),
+            },
+            WatchEvent {
+                kind: EventKind::Delete,
+                kv: kv.clone(),
+                prev_kv: None,
+            },
+        ] {
+            let bytes = encode_event(&event);
+            assert_eq!(event_key(&bytes).unwrap(), "a/b");
+            assert_eq!(decode_event(&bytes).unwrap(), event);
+        }
+        assert_eq!(decode_kv("a/b", &encode_kv(&kv)).unwrap(), kv);
+        assert!(decode_event(&[1, 200]).is_err());
+    }
+
+    #[test]
+    fn read_only_txns_are_recognised() {
+        use crate::Op;
+        assert!(is_read_only(&Txn::new().and_then(Op::get("a"))));
+        assert!(!is_read_only(
+            &Txn::new().and_then(Op::get("a")).or_else(Op::delete("a"))
+        ));
+    }
+}
