@@ -39,9 +39,9 @@ pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
     let dir = args.store.clone().unwrap_or_else(|| root.join("server"));
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-    let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::MemoryStore::new());
-    tracing::warn!(
-        "the durable store is not available yet: state is kept in memory and lost on exit"
+    let store: Arc<dyn berth_store::Store> = Arc::new(
+        berth_store::RedbStore::open(&dir)
+            .with_context(|| format!("cannot open the store in {}", dir.display()))?,
     );
     let auth_line;
     let auth = if args.no_auth {

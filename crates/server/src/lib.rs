@@ -129,5 +129,7 @@ pub async fn run(
         .await
         .map_err(ServerError::Serve);
     compaction.abort();
+    // Wait for the compactor to be gone so the store can be reopened right after `run` returns.
+    let _ = compaction.await;
     served
 }
