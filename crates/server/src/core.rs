@@ -8,11 +8,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_api::shapes::Cluster;
 use berth_api::{ArnScope, EcsError};
-use berth_store::{Compare, KeyValue, Op, OpResult, RangeRequest, Revision, Store, Txn};
+use berth_store::{
+    Compare, CompareOp, CompareTarget, KeyValue, Op, OpResult, RangeRequest, Revision, Store, Txn,
+};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys;
+use crate::records::InstanceRecord;
 
 /// How many times a conditional write is retried after another writer got in first.
 pub const CAS_ATTEMPTS: usize = 8;
@@ -26,11 +30,49 @@ pub struct Ctx {
     pub endpoint: String,
 }
 
+/// What task creation keeps of a cluster between requests, so it can place and write without
+/// waiting for the previous write's commit (see `ops::tasks`): the records as they will be
+/// once every write submitted so far commits, with their store versions.
+pub struct ClusterCache {
+    pub cluster: Cluster,
+    pub cluster_version: i64,
+    /// The registered (ACTIVE/DRAINING) instances and their versions, in key order.
+    pub instances: Vec<(InstanceRecord, i64)>,
+}
+
+/// The in-process state of one writer scope (a cluster, a task definition family).
+#[derive(Default)]
+pub struct Slot {
+    pub cache: Option<ClusterCache>,
+    /// Completes when the last pipelined write of the scope has its answer (writes commit in
+    /// submission order, so then all of them have).
+    last_commit: Option<Shared<BoxFuture<'static, ()>>>,
+}
+
+impl Slot {
+    /// Waits for every pipelined write of the scope and drops the cache: afterwards the store
+    /// holds everything written so far.
+    pub async fn settle(&mut self) {
+        if let Some(f) = self.last_commit.take() {
+            f.await;
+        }
+        self.cache = None;
+    }
+
+    /// Records a write submitted without waiting for it; send on the sender once its answer
+    /// is in.
+    pub fn pipelined(&mut self) -> tokio::sync::oneshot::Sender<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.last_commit = Some(rx.map(|_| ()).boxed().shared());
+        tx
+    }
+}
+
 /// The control plane's shared state.
 pub struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) account: String,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 /// Seconds since the Unix epoch, with millisecond precision.
@@ -84,6 +126,24 @@ impl Batch {
     pub fn delete_prefix(&mut self, prefix: String) {
         self.txn.success.push(Op::DeletePrefix { prefix });
     }
+    /// Writes `key` if its version is still `version` (0: if it does not exist).
+    pub fn put_at_version<T: Serialize>(
+        &mut self,
+        key: String,
+        value: &T,
+        version: i64,
+    ) -> Result<(), EcsError> {
+        self.txn.compares.push(Compare {
+            key: key.clone(),
+            op: CompareOp::Equal,
+            target: CompareTarget::Version(version),
+        });
+        self.txn.success.push(Op::put(key, encode(value)?));
+        Ok(())
+    }
+    pub fn into_txn(self) -> Txn {
+        self.txn
+    }
     /// Adds the condition that `key` is still at `rev` (0: missing).
     pub fn expect(&mut self, key: &str, rev: Revision) {
         self.txn.compares.push(if rev == 0 {
@@ -111,16 +171,50 @@ impl Core {
     }
 
     /// Serializes writers of one scope (a cluster, a task definition family) in this process,
-    /// so their compare-and-swap writes do not race each other.
-    pub async fn lock(&self, scope: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    /// so their compare-and-swap writes do not race each other, and waits for the scope's
+    /// pipelined writes: reads made under the guard see everything written before.
+    pub async fn lock(&self, scope: &str) -> tokio::sync::OwnedMutexGuard<Slot> {
+        let mut guard = self.lock_raw(scope).await;
+        guard.settle().await;
+        guard
+    }
+
+    /// The scope's lock without waiting for pipelined writes (task creation).
+    pub async fn lock_raw(&self, scope: &str) -> tokio::sync::OwnedMutexGuard<Slot> {
         let m = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             locks
                 .entry(scope.to_owned())
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot::default())))
                 .clone()
         };
         m.lock_owned().await
+    }
+
+    /// Reads an ACTIVE cluster and its registered instances with their versions.
+    pub async fn load_cluster_cache(&self, name: &str) -> Result<ClusterCache, EcsError> {
+        let kv = self
+            .store
+            .get(&keys::cluster(name))
+            .await
+            .map_err(store_err)?
+            .ok_or_else(EcsError::cluster_not_found)?;
+        let cluster: Cluster = decode(&kv)?;
+        if cluster.status != "ACTIVE" {
+            return Err(EcsError::cluster_not_found());
+        }
+        let mut instances = Vec::new();
+        for ikv in self.range_all(&keys::instances_of(name)).await? {
+            let rec: InstanceRecord = decode(&ikv)?;
+            if rec.registered() {
+                instances.push((rec, ikv.version));
+            }
+        }
+        Ok(ClusterCache {
+            cluster,
+            cluster_version: kv.version,
+            instances,
+        })
     }
 
     /// Reads and decodes one key; returns the value and its mod revision.

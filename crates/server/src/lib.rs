@@ -36,7 +36,9 @@
 //! Writers of one cluster (its record, instances and tasks) hold an in-process lock for that
 //! cluster and write everything a change touches in one store transaction that compares the
 //! mod revision of every record it read (compare-and-swap; on a lost race it re-reads and
-//! retries). A task's phase (pending/running/stopped) changes only in `counts::transition`,
+//! retries). RunTask/StartTask pipeline their writes on a cached copy of the cluster (see
+//! `ops::tasks`), comparing record versions, so concurrent calls share the store's commits.
+//! A task's phase (pending/running/stopped) changes only in `counts::transition`,
 //! which adjusts the cluster's and the instance's counts and releases the reservation.
 
 mod core;

@@ -86,3 +86,85 @@ async fn state_survives_a_restart() {
     assert_eq!(r["taskDefinition"]["revision"], 2);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_runs_on_redb_keep_counts_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(TestServer::with_store(open(dir.path()).await).await);
+    s.ok("CreateCluster", json!({"clusterName": "p"})).await;
+    s.ok(
+        "RegisterTaskDefinition",
+        json!({"family": "small", "containerDefinitions": [{"name": "a", "image": "x", "memory": 10, "cpu": 1}]}),
+    )
+    .await;
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let i = s
+            .ok(
+                "RegisterContainerInstance",
+                json!({"cluster": "p", "totalResources": [
+                    {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                    {"name": "MEMORY", "type": "INTEGER", "integerValue": 500}]}),
+            )
+            .await;
+        instances.push(i["containerInstance"]["containerInstanceArn"].clone());
+    }
+    // Capacity is 100 tasks; 120 concurrent single-task runs race for it.
+    let started = std::time::Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..120 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            let r = s
+                .ok(
+                    "RunTask",
+                    json!({"cluster": "p", "taskDefinition": "small"}),
+                )
+                .await;
+            r["tasks"].as_array().unwrap().len()
+        }));
+    }
+    let mut placed = 0;
+    for h in handles {
+        placed += h.await.unwrap();
+    }
+    eprintln!(
+        "120 concurrent RunTask on RedbStore: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(placed, 100);
+    let c = s.ok("DescribeClusters", json!({"clusters": ["p"]})).await;
+    assert_eq!(c["clusters"][0]["pendingTasksCount"], 100);
+    let d = s
+        .ok(
+            "DescribeContainerInstances",
+            json!({"cluster": "p", "containerInstances": instances}),
+        )
+        .await;
+    for i in d["containerInstances"].as_array().unwrap() {
+        assert_eq!(i["pendingTasksCount"], 50);
+        let mem = i["remainingResources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "MEMORY")
+            .unwrap()["integerValue"]
+            .clone();
+        assert_eq!(mem, 0);
+    }
+    let mut listed = 0;
+    let mut token: Option<serde_json::Value> = None;
+    loop {
+        let mut req = json!({"cluster": "p", "maxResults": 100});
+        if let Some(t) = &token {
+            req["nextToken"] = t.clone();
+        }
+        let l = s.ok("ListTasks", req).await;
+        listed += l["taskArns"].as_array().unwrap().len();
+        match l.get("nextToken") {
+            Some(t) => token = Some(t.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, 100);
+}

@@ -13,7 +13,7 @@ use berth_api::shapes::{
 };
 use berth_api::{cluster_name, container_instance_id, paging, task_id, validate, EcsError};
 use berth_scheduler::{ClusterView, PlacementOutcome, PlacementRequest, Protocol, TaskSpec};
-use berth_store::{KeyValue, Revision};
+use berth_store::KeyValue;
 
 use crate::core::{contention, decode, now, Batch, Core, Ctx, CAS_ATTEMPTS};
 use crate::counts::{reserve, transition};
@@ -205,6 +205,13 @@ impl Core {
     }
 
     /// Places and writes new tasks (RunTask, StartTask).
+    ///
+    /// Pipelined: under the cluster's lock it places on the cached cluster state (the records
+    /// as they will be once the writes already submitted commit), submits one transaction that
+    /// compares the versions of the cluster and instance records it changes, updates the cache
+    /// and releases the lock before the commit's answer, so the writes of concurrent requests
+    /// share the store's commits. A write that fails (its compares saw something else) drops
+    /// the cache; the request then starts again from the store.
     async fn create_tasks(
         &self,
         ctx: &Ctx,
@@ -212,26 +219,29 @@ impl Core {
         target: Target,
         idempotency: Option<(String, String)>,
     ) -> Result<TasksResponse, EcsError> {
-        let _guard = self.lock(&n.cluster).await;
-        if let Some((token, fingerprint)) = &idempotency {
-            if let Some(r) = self.replay(ctx, &n.cluster, token, fingerprint).await? {
-                return Ok(r);
-            }
-        }
         for _ in 0..CAS_ATTEMPTS {
-            let (mut cluster, crev) = self.active_cluster(&n.cluster).await?;
+            let mut slot = self.lock_raw(&n.cluster).await;
+            if let Some((token, fingerprint)) = &idempotency {
+                // The token's record must be visible: no pipelining for clientToken calls.
+                slot.settle().await;
+                if let Some(r) = self.replay(ctx, &n.cluster, token, fingerprint).await? {
+                    return Ok(r);
+                }
+            }
+            if slot.cache.is_none() {
+                slot.settle().await;
+                slot.cache = Some(self.load_cluster_cache(&n.cluster).await?);
+            }
+            let Some(cache) = slot.cache.as_mut() else {
+                return Err(EcsError::server("cluster cache missing"));
+            };
+            let mut cluster = cache.cluster.clone();
+            let mut records = cache.instances.clone();
             let at = now();
-            let mut records: Vec<(InstanceRecord, Revision)> = Vec::new();
             let mut tasks: Vec<TaskRecord> = Vec::new();
             let mut failures = Vec::new();
             match &target {
                 Target::Place(req) => {
-                    for kv in self.range_all(&keys::instances_of(&n.cluster)).await? {
-                        let rec: InstanceRecord = decode(&kv)?;
-                        if rec.registered() {
-                            records.push((rec, kv.mod_revision));
-                        }
-                    }
                     let view =
                         ClusterView::from_specs(records.iter().map(|(r, _)| instance_spec(r)));
                     let outcome = berth_scheduler::place(&view, req, crate::ids::seed())?;
@@ -248,24 +258,11 @@ impl Core {
                 }
                 Target::Instances(ids) => {
                     for id in ids {
-                        let arn = self.scope(ctx).container_instance(&n.cluster, id);
-                        let pos = match records.iter().position(|(r, _)| &r.id == id) {
-                            Some(p) => p,
-                            None => match self
-                                .get::<InstanceRecord>(&keys::instance(&n.cluster, id))
-                                .await?
-                            {
-                                Some((r, rev)) if r.registered() => {
-                                    records.push((r, rev));
-                                    records.len() - 1
-                                }
-                                _ => {
-                                    failures.push(Failure::missing(arn));
-                                    continue;
-                                }
-                            },
+                        let Some((inst, _)) = records.iter_mut().find(|(r, _)| &r.id == id) else {
+                            let arn = self.scope(ctx).container_instance(&n.cluster, id);
+                            failures.push(Failure::missing(arn));
+                            continue;
                         };
-                        let inst = &mut records[pos].0;
                         let view = ClusterView::from_specs([instance_spec(inst)]);
                         let req = PlacementRequest::new(n.spec.clone(), 1, n.group.clone());
                         let outcome = berth_scheduler::place(&view, &req, crate::ids::seed())?;
@@ -281,21 +278,33 @@ impl Core {
                                     .failures
                                     .first()
                                     .map_or("RESOURCE", |f| f.reason.as_str());
+                                let arn = inst.instance.container_instance_arn.clone();
                                 failures.push(Failure::new(Some(arn), reason));
                             }
                         }
                     }
                 }
             }
+            if tasks.is_empty() && idempotency.is_none() {
+                return Ok(TasksResponse {
+                    tasks: Vec::new(),
+                    failures,
+                });
+            }
             let mut batch = Batch::new();
             if !tasks.is_empty() {
-                batch.put(keys::cluster(&n.cluster), &cluster, Some(crev))?;
-                for (rec, rev) in &records {
+                batch.put_at_version(keys::cluster(&n.cluster), &cluster, cache.cluster_version)?;
+                cache.cluster = cluster;
+                cache.cluster_version += 1;
+                for (i, (rec, version)) in records.into_iter().enumerate() {
                     if tasks
                         .iter()
                         .any(|t| t.instance_id.as_deref() == Some(&rec.id))
                     {
-                        batch.put(keys::instance(&n.cluster, &rec.id), rec, Some(*rev))?;
+                        batch.put_at_version(keys::instance(&n.cluster, &rec.id), &rec, version)?;
+                        if let Some(slot_rec) = cache.instances.get_mut(i) {
+                            *slot_rec = (rec, version + 1);
+                        }
                     }
                 }
                 for t in &tasks {
@@ -312,11 +321,31 @@ impl Core {
                 };
                 batch.put(keys::idempotency(&n.cluster, token), &rec, Some(0))?;
             }
-            if self.commit(batch).await? {
-                return Ok(TasksResponse {
-                    tasks: tasks.into_iter().map(|t| t.task).collect(),
-                    failures,
-                });
+            // Submit under the lock (the store takes writes in submission order), then let the
+            // next request in while this one waits for its commit.
+            let mut commit = std::pin::pin!(self.store.txn(batch.into_txn()));
+            let first = futures_util::poll!(commit.as_mut());
+            let done = slot.pipelined();
+            drop(slot);
+            let result = match first {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => commit.await,
+            };
+            let _ = done.send(());
+            match result {
+                Ok(r) if r.succeeded => {
+                    return Ok(TasksResponse {
+                        tasks: tasks.into_iter().map(|t| t.task).collect(),
+                        failures,
+                    })
+                }
+                Ok(_) => {
+                    self.lock_raw(&n.cluster).await.cache = None;
+                }
+                Err(e) => {
+                    self.lock_raw(&n.cluster).await.cache = None;
+                    return Err(crate::core::store_err(e));
+                }
             }
         }
         Err(contention())
