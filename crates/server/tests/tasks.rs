@@ -541,6 +541,24 @@ async fn idempotency_strategies_and_start_task() {
         "InvalidParameterException",
     )
     .await;
+    s.ok("CreateCluster", json!({"clusterName": "empty"})).await;
+    let none = s
+        .ok(
+            "RunTask",
+            json!({"cluster": "empty", "taskDefinition": "web"}),
+        )
+        .await;
+    assert_eq!(none["tasks"], json!([]));
+    assert_eq!(
+        none["failures"][0]["reason"],
+        "No Container Instances were found in your cluster."
+    );
+    s.err(
+        "RunTask",
+        json!({"cluster": "c", "taskDefinition": "web", "launchType": "FARGATE"}),
+        "UnsupportedFeatureException",
+    )
+    .await;
     let e = s.ok("DiscoverPollEndpoint", json!({"cluster": "c"})).await;
     assert_eq!(e["endpoint"], json!(s.url));
     s.stop().await;
