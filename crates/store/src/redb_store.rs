@@ -694,6 +694,9 @@ fn apply_batch(
     mut compacted: Revision,
 ) -> Result<BatchResult, StoreError> {
     let mut wtx = shared.db.begin_write().map_err(storage)?;
+    // redb's default, stated: commit() returns once the data is fsynced.
+    wtx.set_durability(redb::Durability::Immediate)
+        .map_err(storage)?;
     wtx.set_quick_repair(shared.options.quick_repair);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut dirty = false;
