@@ -27,6 +27,10 @@ pub enum EcsError {
     LimitExceeded(String),
     #[error("{0}")]
     UpdateInProgress(String),
+    /// A request that conflicts with an earlier one (a RunTask clientToken reused with other
+    /// parameters).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     AccessDenied(String),
     #[error("{0}")]
@@ -67,6 +71,7 @@ impl EcsError {
             EcsError::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             EcsError::LimitExceeded(_) => "LimitExceededException",
             EcsError::UpdateInProgress(_) => "UpdateInProgressException",
+            EcsError::Conflict(_) => "ConflictException",
             EcsError::AccessDenied(_) => "AccessDeniedException",
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::Serialization(_) => "SerializationException",

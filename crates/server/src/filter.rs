@@ -12,6 +12,39 @@ use regex::Regex;
 
 use crate::records::InstanceRecord;
 
+/// Parses a `filter` with [`berth_scheduler::parse`], also refusing an unquoted value made only
+/// of operator characters (`attribute:zone === x` is a typo, not a test for `=`).
+pub fn parse(src: &str) -> Result<Expr, berth_api::EcsError> {
+    let e = berth_scheduler::parse(src)?;
+    check_values(&e, src)?;
+    Ok(e)
+}
+
+fn check_values(e: &Expr, src: &str) -> Result<(), berth_api::EcsError> {
+    match e {
+        Expr::Not(inner) => check_values(inner, src),
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            check_values(a, src)?;
+            check_values(b, src)
+        }
+        Expr::Predicate { args, .. } => {
+            for v in args {
+                let is_quote = |i: Option<usize>| {
+                    matches!(i.and_then(|i| src.as_bytes().get(i)), Some(b'\'' | b'"'))
+                };
+                let quoted = is_quote(Some(v.position)) || is_quote(v.position.checked_sub(1));
+                if !quoted && !v.text.is_empty() && v.text.chars().all(|c| "=!<>~".contains(c)) {
+                    return Err(berth_api::EcsError::invalid(format!(
+                        "invalid expression at position {}: expected a value, found `{}` (quote it if it is meant)",
+                        v.position, v.text
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Whether the instance satisfies the expression.
 pub fn matches(e: &Expr, inst: &InstanceRecord) -> bool {
     match e {
@@ -96,5 +129,17 @@ fn test(op: Op, have: &str, args: &[Value], subject: &Subject) -> bool {
         Op::Matches => Regex::new(&format!("^(?:{first})$")).is_ok_and(|r| r.is_match(have)),
         // Negated operators were turned positive by the caller.
         Op::Ne | Op::NotExists | Op::NotIn | Op::NotMatches => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_only_values_need_quotes() {
+        assert!(parse("attribute:zone === ").is_err());
+        assert!(parse("attribute:zone == '='").is_ok());
+        assert!(parse("attribute:zone == a").is_ok());
     }
 }

@@ -215,7 +215,12 @@ async fn run_task_places_and_counts() {
         .await;
     let tasks = r["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 4);
-    assert_eq!(r["failures"][0]["reason"], "RESOURCE:MEMORY");
+    // One failure per instance, each with the instance's ARN.
+    assert_eq!(r["failures"].as_array().unwrap().len(), 2);
+    for f in r["failures"].as_array().unwrap() {
+        assert_eq!(f["reason"], "RESOURCE:MEMORY");
+        assert!(f["arn"] == json!(i1) || f["arn"] == json!(i2));
+    }
     let t0 = &tasks[0];
     assert_eq!(t0["lastStatus"], "PENDING");
     assert_eq!(t0["desiredStatus"], "RUNNING");
@@ -502,7 +507,7 @@ async fn idempotency_strategies_and_start_task() {
     s.err(
         "RunTask",
         json!({"cluster": "c", "taskDefinition": "web:1", "count": 1, "clientToken": "tok-1"}),
-        "ClientException",
+        "ConflictException",
     )
     .await;
     // spread over instances with distinctInstance: one per instance.
@@ -543,14 +548,14 @@ async fn idempotency_strategies_and_start_task() {
     .await;
     s.ok("CreateCluster", json!({"clusterName": "empty"})).await;
     let none = s
-        .ok(
+        .err(
             "RunTask",
             json!({"cluster": "empty", "taskDefinition": "web"}),
+            "InvalidParameterException",
         )
         .await;
-    assert_eq!(none["tasks"], json!([]));
     assert_eq!(
-        none["failures"][0]["reason"],
+        none.body["message"],
         "No Container Instances were found in your cluster."
     );
     s.err(

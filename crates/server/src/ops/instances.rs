@@ -363,7 +363,7 @@ impl Core {
             .filter
             .as_deref()
             .filter(|f| !f.trim().is_empty())
-            .map(berth_scheduler::parse)
+            .map(crate::filter::parse)
             .transpose()?;
         self.active_cluster(&cluster).await?;
         let (container_instance_arns, next_token) = self

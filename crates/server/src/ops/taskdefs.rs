@@ -215,7 +215,8 @@ impl Core {
         req: ListTaskDefinitionFamiliesRequest,
     ) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
         let limit = paging::max_results(req.max_results, 100, 100)?;
-        let status = req.status.unwrap_or_else(|| "ACTIVE".into());
+        // No status: every family (ACTIVE and INACTIVE ones).
+        let status = req.status.unwrap_or_else(|| "ALL".into());
         validate::one_of("status", &status, &["ACTIVE", "INACTIVE", "ALL"])?;
         let prefix = format!(
             "{}{}",

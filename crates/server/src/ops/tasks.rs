@@ -58,10 +58,13 @@ fn check_common(
         }
     }
     if let Some(s) = started_by {
-        if s.len() > 128 {
-            return Err(EcsError::invalid(
-                "startedBy must be at most 128 characters",
-            ));
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/' || b == b'_');
+        if s.len() > 128 || !ok {
+            return Err(EcsError::invalid(format!(
+                "invalid startedBy `{s}`: use up to 128 letters, digits, hyphens, slashes and underscores"
+            )));
         }
     }
     if let Some(t) = tags {
@@ -91,13 +94,6 @@ fn failures_of(outcome: &PlacementOutcome, cluster_arn: &str) -> Vec<Failure> {
     if outcome.unplaced == 0 {
         return Vec::new();
     }
-    if outcome.failures.is_empty() {
-        return vec![Failure {
-            arn: Some(cluster_arn.to_owned()),
-            reason: "No Container Instances were found in your cluster.".into(),
-            detail: None,
-        }];
-    }
     outcome
         .failures
         .iter()
@@ -111,6 +107,31 @@ fn failures_of(outcome: &PlacementOutcome, cluster_arn: &str) -> Vec<Failure> {
         })
         .collect()
 }
+
+/// ECS reports a failed placement per container instance: why each instance (after this
+/// request's placements) cannot take one more task. Asked of the scheduler one instance at a
+/// time, for at most [`MAX_INSTANCE_FAILURES`] instances.
+fn instance_failures(records: &[(InstanceRecord, i64)], req: &PlacementRequest) -> Vec<Failure> {
+    let mut one = req.clone();
+    one.count = 1;
+    let mut out = Vec::new();
+    for (rec, _) in records.iter().take(MAX_INSTANCE_FAILURES) {
+        let view = ClusterView::from_specs([instance_spec(rec)]);
+        let Ok(outcome) = berth_scheduler::place(&view, &one, 0) else {
+            continue;
+        };
+        if let Some(f) = outcome.failures.first() {
+            out.push(Failure::new(
+                Some(rec.instance.container_instance_arn.clone()),
+                f.reason.as_str(),
+            ));
+        }
+    }
+    out
+}
+
+/// The most per-instance failures a RunTask reports.
+const MAX_INSTANCE_FAILURES: usize = 100;
 
 fn task_view(mut t: Task, tags: bool) -> Task {
     if !tags {
@@ -242,6 +263,12 @@ impl Core {
             let mut failures = Vec::new();
             match &target {
                 Target::Place(req) => {
+                    if records.is_empty() {
+                        // ECS answers with an exception here, not with failures.
+                        return Err(EcsError::invalid(
+                            "No Container Instances were found in your cluster.",
+                        ));
+                    }
                     let view =
                         ClusterView::from_specs(records.iter().map(|(r, _)| instance_spec(r)));
                     let outcome = berth_scheduler::place(&view, req, crate::ids::seed())?;
@@ -254,7 +281,12 @@ impl Core {
                         reserve(inst, &mut cluster, &t);
                         tasks.push(t);
                     }
-                    failures = failures_of(&outcome, &cluster.cluster_arn);
+                    if outcome.unplaced > 0 {
+                        failures = instance_failures(&records, req);
+                        if failures.is_empty() {
+                            failures = failures_of(&outcome, &cluster.cluster_arn);
+                        }
+                    }
                 }
                 Target::Instances(ids) => {
                     for id in ids {
@@ -366,7 +398,7 @@ impl Core {
             return Ok(None);
         };
         if rec.fingerprint != fingerprint {
-            return Err(EcsError::client(format!(
+            return Err(EcsError::Conflict(format!(
                 "clientToken `{token}` was already used with different parameters"
             )));
         }
