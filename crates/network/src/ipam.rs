@@ -162,6 +162,41 @@ impl Leases {
         )))
     }
 
+    /// Leases exactly `ip` to `owner` (`--ip`): it must be a host address of the subnet, not
+    /// the gateway, and not leased to anyone else.
+    pub fn allocate_exact(
+        &mut self,
+        subnet: &Subnet,
+        gateway: Ipv4Addr,
+        owner: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Ipv4Addr> {
+        if !subnet.is_host(ip) || ip == gateway {
+            return Err(NetworkError::Invalid(format!(
+                "address {ip} is not a free host address of subnet {subnet}{}",
+                if ip == gateway {
+                    " (it is the gateway)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        match self.leases.get(&ip) {
+            Some(o) if o == owner => return Ok(ip),
+            Some(_) => {
+                return Err(NetworkError::Conflict(format!(
+                    "address {ip} is already in use on {subnet}: pick another --ip"
+                )))
+            }
+            None => {}
+        }
+        if let Some(old) = self.held_by(owner) {
+            self.leases.remove(&old);
+        }
+        self.leases.insert(ip, owner.to_string());
+        Ok(ip)
+    }
+
     pub fn held_by(&self, owner: &str) -> Option<Ipv4Addr> {
         self.leases
             .iter()
