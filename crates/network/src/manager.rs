@@ -311,8 +311,8 @@ impl Networks {
                 )));
             }
         }
-        link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
         if !existed {
+            link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
             self.sync_firewall(t)?;
         }
         Ok(())
