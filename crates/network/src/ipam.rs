@@ -246,6 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn exact_leases_are_checked() {
+        let s: Subnet = "10.9.0.0/29".parse().unwrap();
+        let gw = s.first_host();
+        let mut l = Leases::default();
+        let want = Ipv4Addr::new(10, 9, 0, 5);
+        assert_eq!(l.allocate_exact(&s, gw, "a", want).unwrap(), want);
+        assert_eq!(l.allocate_exact(&s, gw, "a", want).unwrap(), want);
+        assert!(matches!(
+            l.allocate_exact(&s, gw, "b", want),
+            Err(NetworkError::Conflict(_))
+        ));
+        for bad in [gw, Ipv4Addr::new(10, 9, 0, 7), Ipv4Addr::new(10, 9, 1, 2)] {
+            assert!(matches!(
+                l.allocate_exact(&s, gw, "b", bad),
+                Err(NetworkError::Invalid(_))
+            ));
+        }
+        assert_ne!(l.allocate(&s, gw, "b").unwrap(), want);
+    }
+
+    #[test]
     fn leases_are_unique_and_not_reused_at_once() {
         let s: Subnet = "10.9.0.0/29".parse().unwrap(); // hosts .1-.6
         let gw = s.first_host();
