@@ -19,7 +19,11 @@ free_subnet() {
 }
 
 net_cleanup() {
+  local rc=$?
   set +e
+  if [ "$rc" != 0 ] && [ -f "$WORK/engine.log" ]; then
+    echo "--- engine log (last lines) ---" >&2; tail -20 "$WORK/engine.log" >&2
+  fi
   if [ -n "${ENGINE_PID:-}" ]; then
     for c in $(BERTH_HOST=unix://$SOCK "$BERTH" ps -aq 2>/dev/null); do
       BERTH_HOST=unix://$SOCK "$BERTH" rm -f "$c" >/dev/null 2>&1

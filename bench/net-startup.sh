@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Added start latency of bridge networking: `berth run --rm IMAGE true` with --network none,
 # bridge (the default network) and a user-defined network (which also gets the embedded DNS),
-# timed by hyperfine in ROUNDS rounds of RUNS runs each (after 3 warm-ups), so drift of the
-# machine shows as spread between rounds rather than as a difference between modes.
+# ROUNDS rounds of RUNS iterations (after 3 warm-ups of each), the modes interleaved.
 # Usage: BERTH=path/to/release/berth bench/net-startup.sh [RUNS] [ROUNDS]   (default 20 3)
 source "$(dirname "$0")/common-net.sh"
 trap net_cleanup EXIT
@@ -11,24 +10,37 @@ ROUNDS=${2:-3}
 start_engine
 "$BERTH" network create --subnet "$(free_subnet)" benchnet >/dev/null
 
-for r in $(seq "$ROUNDS"); do
-  hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/round$r.json" \
-    -n none "$BERTH run --rm --network none bench true" \
-    -n bridge "$BERTH run --rm --network bridge bench true" \
-    -n user "$BERTH run --rm --network benchnet bench true" >/dev/null
-done
-
-python3 - "$WORK" "$ROUNDS" <<'PY'
-import json, sys, statistics
-work, rounds = sys.argv[1], int(sys.argv[2])
-print("| round | none median (ms) | bridge median (ms) | user network median (ms) | bridge - none | user - none |")
-print("|---|---|---|---|---|---|")
-adds_b, adds_u = [], []
+# Interleaved: every iteration runs the three modes in a fresh random order, so load from
+# elsewhere on the machine hits all modes alike; the added latency is the median of the
+# per-iteration differences.
+python3 - "$BERTH" "$RUNS" "$ROUNDS" <<'PY'
+import random, statistics, subprocess, sys, time
+berth, runs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+modes = {"none": "none", "bridge": "bridge", "user": "benchnet"}
+def once(net):
+    t = time.perf_counter()
+    subprocess.run([berth, "run", "--rm", "--network", net, "bench", "true"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+for m in modes.values():          # warm-up
+    for _ in range(3):
+        once(m)
+print("| round | runs | none median (ms) | bridge median (ms) | user network median (ms) | bridge - none (median of pairs) | user - none (median of pairs) |")
+print("|---|---|---|---|---|---|---|")
+all_b, all_u = [], []
 for r in range(1, rounds + 1):
-    res = {x["command"]: x["median"] * 1000 for x in json.load(open(f"{work}/round{r}.json"))["results"]}
-    b, u = res["bridge"] - res["none"], res["user"] - res["none"]
-    adds_b.append(b); adds_u.append(u)
-    print(f"| {r} | {res['none']:.1f} | {res['bridge']:.1f} | {res['user']:.1f} | {b:+.1f} | {u:+.1f} |")
-print(f"\nadded by bridge: median of rounds {statistics.median(adds_b):+.1f} ms; "
-      f"user network: {statistics.median(adds_u):+.1f} ms")
+    t = {k: [] for k in modes}
+    for _ in range(runs):
+        order = list(modes)
+        random.shuffle(order)
+        for k in order:
+            t[k].append(once(modes[k]))
+    db = [b - n for b, n in zip(t["bridge"], t["none"])]
+    du = [u - n for u, n in zip(t["user"], t["none"])]
+    all_b += db; all_u += du
+    med = {k: statistics.median(v) for k, v in t.items()}
+    print(f"| {r} | {runs} | {med['none']:.1f} | {med['bridge']:.1f} | {med['user']:.1f} | "
+          f"{statistics.median(db):+.1f} | {statistics.median(du):+.1f} |")
+print(f"\nadded start latency over --network none, median of all {len(all_b)} pairs: "
+      f"bridge {statistics.median(all_b):+.1f} ms, user network {statistics.median(all_u):+.1f} ms")
 PY

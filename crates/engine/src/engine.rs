@@ -578,7 +578,7 @@ impl Engine {
     pub(crate) async fn on_exit(self: &Arc<Self>, id: &str) {
         let dir = self.paths.container(id);
         let ms = MonitorState::load(&dir).filter(|s| s.status == "exited");
-        let (rec, restart_delay, auto_remove) = {
+        let (rec, restart_delay, auto_remove, endpoints) = {
             let mut slots = self.lock();
             let Some(slot) = slots.get_mut(id) else {
                 return;
@@ -644,7 +644,9 @@ impl Engine {
                 l.running = false;
             });
             let auto_remove = slot.rec.host_config.auto_remove && !slot.removing;
-            (slot.rec.clone(), delay, auto_remove)
+            // Endpoints go with the exit; the record is saved once, without them.
+            let endpoints = crate::networking::take_endpoints(slot);
+            (slot.rec.clone(), delay, auto_remove, endpoints)
         };
         self.save(&rec);
         if ms.is_none() {
@@ -667,7 +669,7 @@ impl Engine {
         }
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || rootfs::unmount_rootfs(&d)).await;
-        self.release_network(id).await;
+        self.release_endpoints(id, endpoints).await;
         let mut a = attrs(&rec);
         if rec.state.oom_killed {
             self.events.publish("container", "oom", id, a.clone());

@@ -149,6 +149,15 @@ fn uses(rec: &ContainerRecord, n: &Network) -> bool {
         || rec.networks.iter().any(|a| a.network_id == n.id)
 }
 
+/// Stops a container's published ports and takes its endpoints out of its record.
+pub(crate) fn take_endpoints(slot: &mut crate::engine::Slot) -> Vec<berth_network::Attachment> {
+    for t in slot.port_tasks.drain(..) {
+        t.abort();
+    }
+    slot.rec.ports.clear();
+    std::mem::take(&mut slot.rec.networks)
+}
+
 /// The first `ethN` no attachment uses.
 fn free_ifname(atts: &[berth_network::Attachment]) -> String {
     (0..)
@@ -217,31 +226,31 @@ impl Engine {
         Ok(Some((ns, self.paths.container(&target.id))))
     }
 
-    /// Deletes the container's veth pairs and namespace and frees its addresses.
+    /// Deletes the container's veth pairs and namespace and frees its addresses (the caller
+    /// saves the record, if it keeps it).
     pub(crate) async fn release_network(self: &Arc<Self>, id: &str) {
-        let att = {
-            let mut slots = self.lock();
-            let Some(slot) = slots.get_mut(id) else {
-                return;
-            };
-            for t in slot.port_tasks.drain(..) {
-                t.abort();
-            }
-            slot.rec.ports.clear();
-            let atts = std::mem::take(&mut slot.rec.networks);
-            (!atts.is_empty()).then(|| (atts, slot.rec.clone()))
+        let atts = match self.lock().get_mut(id) {
+            Some(slot) => take_endpoints(slot),
+            None => return,
         };
-        let Some((atts, rec)) = att else {
+        self.release_endpoints(id, atts).await;
+    }
+
+    /// The kernel and lease side of [`release_network`](Self::release_network), for endpoints
+    /// already taken out of the record with [`take_endpoints`].
+    pub(crate) async fn release_endpoints(
+        self: &Arc<Self>,
+        id: &str,
+        atts: Vec<berth_network::Attachment>,
+    ) {
+        if atts.is_empty() {
             return;
-        };
+        }
         let engine = self.clone();
         let id2 = id.to_string();
         let r = tokio::task::spawn_blocking(move || engine.networks.release(&id2, &atts)).await;
         if let Ok(Err(e)) = r {
             tracing::warn!(id, "cannot release the container's network endpoints: {e}");
-        }
-        if let Err(e) = rec.save(&self.paths.container(id)) {
-            tracing::warn!(id, "cannot save container record: {e}");
         }
     }
 

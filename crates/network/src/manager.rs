@@ -150,6 +150,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// [`write_atomic`] without the fsync: the file is whole after a crash of the process (the
+/// page cache outlives it) but may be lost by a power failure. For address leases: after a
+/// reboot no container runs, and reconcile frees the leases of dead containers anyway.
+pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}-n{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(f) if f.is_ascii_alphanumeric())
@@ -221,10 +241,20 @@ impl Networks {
         s
     }
 
+    /// Writes a network's state durably (create).
     fn save(&self, n: &Network) -> Result<()> {
         let bytes =
             serde_json::to_vec_pretty(n).map_err(|e| NetworkError::System(e.to_string()))?;
         write_atomic(&self.opts.dir.join(format!("{}.json", n.id)), &bytes)?;
+        Ok(())
+    }
+
+    /// Writes a network's state after a lease change, without fsync (see
+    /// [`write_atomic_nosync`]): on the start and exit path of every container.
+    fn save_leases(&self, n: &Network) -> Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(n).map_err(|e| NetworkError::System(e.to_string()))?;
+        write_atomic_nosync(&self.opts.dir.join(format!("{}.json", n.id)), &bytes)?;
         Ok(())
     }
 
@@ -492,7 +522,7 @@ impl Networks {
             None => net.ipam.allocate(&n.subnet, n.gateway, container_id)?,
         };
         let net = net.clone();
-        self.save(&net)?;
+        self.save_leases(&net)?;
         let att = Attachment {
             network_id: n.id.clone(),
             network_name: n.name.clone(),
@@ -535,7 +565,7 @@ impl Networks {
             if let Some(net) = t.get_mut(&n.id) {
                 net.ipam.release(container_id);
                 let net = net.clone();
-                let _ = self.save(&net);
+                let _ = self.save_leases(&net);
             }
             return Err(e);
         }
@@ -550,7 +580,7 @@ impl Networks {
         if let Some(net) = t.get_mut(&att.network_id) {
             if net.ipam.release(container_id) {
                 let net = net.clone();
-                self.save(&net)?;
+                self.save_leases(&net)?;
             }
         }
         r
@@ -573,7 +603,7 @@ impl Networks {
                 if let Some(net) = t.get_mut(&a.network_id) {
                     if net.ipam.release(container_id) {
                         let net = net.clone();
-                        self.save(&net)?;
+                        self.save_leases(&net)?;
                     }
                 }
             }
@@ -605,7 +635,7 @@ impl Networks {
             if !dropped.is_empty() {
                 tracing::info!(network = %net.name, "freed {} stale address lease(s)", dropped.len());
                 let net = net.clone();
-                if let Err(e) = self.save(&net) {
+                if let Err(e) = self.save_leases(&net) {
                     tracing::warn!("cannot save network {}: {e}", net.name);
                 }
             }
