@@ -532,3 +532,71 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_engine_client::EndpointIpamConfig;
+
+    fn req(mode: &str, eps: &[(&str, &[&str], &str)]) -> ContainerCreate {
+        let mut r = ContainerCreate::default();
+        r.host_config.network_mode = mode.into();
+        for (net, aliases, ip) in eps {
+            r.networking_config.endpoints_config.insert(
+                net.to_string(),
+                EndpointConfig {
+                    aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                    ipam_config: (!ip.is_empty()).then(|| EndpointIpamConfig {
+                        ipv4_address: ip.to_string(),
+                    }),
+                },
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn endpoint_requests_put_the_mode_first() {
+        assert_eq!(effective_mode(""), "bridge");
+        assert_eq!(effective_mode("default"), "bridge");
+        let e = endpoints(&req(
+            "app",
+            &[("zzz", &[], ""), ("app", &["web"], "10.1.0.9")],
+        ))
+        .unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].network.as_str(), e[0].aliases.clone(), e[0].ip),
+            (
+                "app",
+                vec!["web".to_string()],
+                Some("10.1.0.9".parse().unwrap())
+            )
+        );
+        assert_eq!(e[1].network, "zzz");
+        // Docker's client names the default network "default".
+        let e = endpoints(&req("bridge", &[("default", &[], "")])).unwrap();
+        assert_eq!(e.len(), 1);
+        assert!(endpoints(&req("none", &[])).unwrap().is_empty());
+        assert!(endpoints(&req("none", &[("none", &[], "")]))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn bad_endpoint_requests_are_refused() {
+        for r in [
+            req("bridge", &[("bridge", &["a"], "")]),
+            req("bridge", &[("bridge", &[], "172.28.0.9")]),
+            req("app", &[("app", &[], "not-an-ip")]),
+            req("app", &[("app", &["bad alias"], "")]),
+            req("host", &[("app", &[], "")]),
+            req("app", &[("host", &[], "")]),
+        ] {
+            assert!(
+                matches!(endpoints(&r), Err(EngineError::Invalid(_))),
+                "{r:?}"
+            );
+        }
+    }
+}
