@@ -1,7 +1,11 @@
-//! Network commands: `network create`, `ls`, `inspect`, `rm` and `prune`.
+//! Network commands: `network create`, `ls`, `inspect`, `rm`, `prune`, `connect` and
+//! `disconnect`; `port`.
 
 use anyhow::Result;
-use berth_engine_client::{EngineClient, IpamConfig, NetworkCreate, NetworkIpam};
+use berth_engine_client::{
+    EndpointConfig, EndpointIpamConfig, EngineClient, IpamConfig, NetworkConnect, NetworkCreate,
+    NetworkDisconnect, NetworkIpam,
+};
 use clap::{Args, Subcommand};
 
 use crate::containers::{self, TypedInspectArgs};
@@ -23,6 +27,37 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove all unused networks.
     Prune(PruneArgs),
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(DisconnectArgs),
+}
+
+/// `berth network connect`.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Add a network-scoped alias for the container.
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `berth network disconnect`.
+#[derive(Debug, Clone, Args)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 /// `berth network create`.
@@ -84,7 +119,36 @@ pub async fn dispatch(client: &EngineClient, cmd: NetworkCommand) -> Result<i32>
         NetworkCommand::Inspect(a) => containers::inspect(client, a.into_inspect("network")).await,
         NetworkCommand::Rm(a) => rm(client, a).await,
         NetworkCommand::Prune(a) => prune(client, a).await,
+        NetworkCommand::Connect(a) => connect(client, a).await,
+        NetworkCommand::Disconnect(a) => disconnect(client, a).await,
     }
+}
+
+async fn connect(client: &EngineClient, args: ConnectArgs) -> Result<i32> {
+    let ipam_config = match &args.ip {
+        Some(ip) => Some(EndpointIpamConfig {
+            ipv4_address: parse::parse_ip("--ip", ip)?,
+        }),
+        None => None,
+    };
+    let req = NetworkConnect {
+        container: args.container.clone(),
+        endpoint_config: Some(EndpointConfig {
+            aliases: args.alias.clone(),
+            ipam_config,
+        }),
+    };
+    client.connect_network(&args.network, &req).await?;
+    Ok(0)
+}
+
+async fn disconnect(client: &EngineClient, args: DisconnectArgs) -> Result<i32> {
+    let req = NetworkDisconnect {
+        container: args.container.clone(),
+        force: args.force,
+    };
+    client.disconnect_network(&args.network, &req).await?;
+    Ok(0)
 }
 
 async fn create(client: &EngineClient, args: CreateArgs) -> Result<i32> {

@@ -401,7 +401,7 @@ pub fn parse_signal(s: &str) -> Result<String> {
 pub fn parse_publish(spec: &str) -> anyhow::Result<(String, berth_engine_client::PortBinding)> {
     let bad = || {
         anyhow::anyhow!(
-            "invalid publish spec {spec:?}: expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]"
+            "invalid publish spec {spec:?}: expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]"
         )
     };
     let (rest, proto) = match spec.rsplit_once('/') {
@@ -416,6 +416,9 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<(String, berth_engine_client:
         _ => return Err(bad()),
     };
     let port_ok = |p: &str| p.parse::<u16>().map(|n| n > 0).unwrap_or(false);
+    if !matches!(proto.as_str(), "tcp" | "udp") {
+        return Err(bad());
+    }
     if !port_ok(ctr) || (!host.is_empty() && !port_ok(host)) {
         return Err(bad());
     }
@@ -429,6 +432,27 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<(String, berth_engine_client:
             host_port: host.to_string(),
         },
     ))
+}
+
+/// `--expose PORT[-PORT][/PROTO]` -> `"PORT/proto"` keys.
+pub fn parse_expose(spec: &str) -> anyhow::Result<Vec<String>> {
+    let bad = || anyhow::anyhow!("invalid --expose {spec:?}: expected PORT[-PORT][/tcp|/udp]");
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp") {
+        return Err(bad());
+    }
+    let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(ports)?, port(ports)?),
+    };
+    if lo > hi || hi - lo > 1000 {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 #[cfg(test)]
@@ -604,8 +628,11 @@ mod tests {
         let (k, b) = parse_publish("80").unwrap();
         assert_eq!((k.as_str(), b.host_port.as_str()), ("80/tcp", ""));
         assert_eq!(parse_publish("127.0.0.1::80").unwrap().1.host_port, "");
-        for bad in ["", "x", "0", "1:2:3:4", "70000:80", "host:80:80"] {
+        for bad in ["", "x", "0", "1:2:3:4", "70000:80", "host:80:80", "80/sctp"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_expose("53/udp").unwrap(), vec!["53/udp"]);
+        assert_eq!(parse_expose("80-81").unwrap(), vec!["80/tcp", "81/tcp"]);
+        assert!(parse_expose("81-80").is_err() && parse_expose("x").is_err());
     }
 }

@@ -76,16 +76,26 @@ pub struct ContainerFlags {
     /// Drop Linux capabilities.
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
-    /// Connect a container to a network: none (the default), host, bridge or a network name.
+    /// Connect a container to a network: bridge (the default), none, host, container:ID or a
+    /// network name; give it again to join more bridge networks.
     #[arg(long, visible_alias = "net")]
-    pub network: Option<String>,
-    /// Publish a container's TCP port to the host: [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]
-    /// (needs a bridge network).
+    pub network: Vec<String>,
+    /// Publish a container's port to the host:
+    /// [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (needs a bridge network).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to free host ports of the ephemeral range.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports (PORT[-PORT][/PROTO]) for -P.
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Add a network-scoped alias for the container (user-defined networks).
     #[arg(long = "network-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address on the (first) network (user-defined networks).
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Container host name.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
@@ -113,6 +123,9 @@ pub struct ContainerFlags {
     /// Set custom DNS servers.
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
     /// Size of /dev/shm.
     #[arg(long = "shm-size", value_name = "BYTES")]
     pub shm_size: Option<String>,
@@ -319,7 +332,8 @@ pub fn build_create(
         readonly_rootfs: f.read_only,
         cap_add: f.cap_add.clone(),
         cap_drop: f.cap_drop.clone(),
-        network_mode: f.network.clone().unwrap_or_default(),
+        network_mode: f.network.first().cloned().unwrap_or_default(),
+        publish_all_ports: f.publish_all,
         auto_remove: f.rm,
         init: f.init,
         privileged: f.privileged,
@@ -353,6 +367,18 @@ pub fn build_create(
     }
     for d in &f.dns {
         hc.dns.push(parse::parse_ip("--dns", d)?);
+    }
+    for d in &f.dns_search {
+        if d.is_empty() || d.contains(char::is_whitespace) {
+            bail!("invalid --dns-search {d:?}: expected a domain name");
+        }
+        hc.dns_search.push(d.clone());
+    }
+    let mut exposed_ports = BTreeMap::new();
+    for e in &f.expose {
+        for key in parse::parse_expose(e)? {
+            exposed_ports.insert(key, serde_json::json!({}));
+        }
     }
     hc.sysctls = parse::parse_key_values("--sysctl", &f.sysctl, false)?;
     let labels: BTreeMap<String, String> = parse::parse_key_values("--label", &f.label, true)?;
@@ -410,20 +436,39 @@ pub fn build_create(
         tty: f.tty,
         open_stdin: f.interactive,
         stdin_once: f.interactive,
-        networking_config: if f.network_alias.is_empty() {
-            Default::default()
-        } else {
-            berth_engine_client::NetworkingConfig {
-                endpoints_config: [(
-                    f.network.clone().unwrap_or_default(),
-                    berth_engine_client::EndpointConfig {
-                        aliases: f.network_alias.clone(),
-                    },
-                )]
-                .into(),
-            }
-        },
+        networking_config: networking_config(f)?,
+        exposed_ports,
         host_config: hc,
+    })
+}
+
+/// `--network` given more than once, `--network-alias` and `--ip` (for the first network).
+fn networking_config(f: &ContainerFlags) -> Result<berth_engine_client::NetworkingConfig> {
+    use berth_engine_client::{EndpointConfig, EndpointIpamConfig};
+    let mut eps = BTreeMap::new();
+    for (i, net) in f.network.iter().enumerate() {
+        if eps.contains_key(net) {
+            bail!("network {net:?} given twice");
+        }
+        let mut ep = EndpointConfig::default();
+        if i == 0 {
+            ep.aliases = f.network_alias.clone();
+            if let Some(ip) = &f.ip {
+                ep.ipam_config = Some(EndpointIpamConfig {
+                    ipv4_address: parse::parse_ip("--ip", ip)?,
+                });
+            }
+        }
+        eps.insert(net.clone(), ep);
+    }
+    if f.network.is_empty() && (!f.network_alias.is_empty() || f.ip.is_some()) {
+        bail!("--network-alias and --ip need a user-defined network: add --network NAME");
+    }
+    if f.network.len() == 1 && f.network_alias.is_empty() && f.ip.is_none() {
+        eps.clear();
+    }
+    Ok(berth_engine_client::NetworkingConfig {
+        endpoints_config: eps,
     })
 }
 

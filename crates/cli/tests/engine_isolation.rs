@@ -57,8 +57,8 @@ fn namespaces_hide_the_host() {
             "unexpected mount point {p} in {points:?}"
         );
     }
-    // Own network namespace: only loopback, and it is up.
-    let links = run_out(&e, &["bb", "cat", "/proc/net/dev"]);
+    // Own network namespace (`--network none`): only loopback, and it is up.
+    let links = run_out(&e, &["--network", "none", "bb", "cat", "/proc/net/dev"]);
     let ifaces: Vec<&str> = links
         .lines()
         .skip(2)

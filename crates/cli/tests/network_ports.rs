@@ -98,7 +98,16 @@ fn a_published_port_answers_on_loopback_and_survives_an_engine_restart() {
         || get(eph).contains("served-by-pub3"),
     );
     // Publishing needs a bridge network.
-    let out = e.berth(&["run", "-d", "-p", "8080:80", "bb", "true"]);
+    let out = e.berth(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-p",
+        "8080:80",
+        "bb",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125));
     e.ok(&["rm", "-f", "pub1", "pub3"]);
     std::thread::sleep(Duration::from_millis(200));

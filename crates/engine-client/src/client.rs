@@ -477,6 +477,19 @@ impl EngineClient {
         self.decode(resp, path).await
     }
 
+    async fn post_body<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        let resp = self
+            .request(
+                Method::POST,
+                path,
+                json_body(body)?,
+                Some("application/json"),
+            )
+            .await?;
+        self.body_bytes(resp).await?;
+        Ok(())
+    }
+
     async fn post_empty(&self, path: &str) -> Result<StatusCode> {
         let resp = self.request(Method::POST, path, empty_body(), None).await?;
         let status = resp.status();
@@ -995,6 +1008,21 @@ impl EngineClient {
         self.delete(&format!("/networks/{}", percent_encode(key)))
             .await?;
         Ok(())
+    }
+
+    /// `POST /networks/{id}/connect`.
+    pub async fn connect_network(&self, key: &str, req: &NetworkConnect) -> Result<()> {
+        self.post_body(&format!("/networks/{}/connect", percent_encode(key)), req)
+            .await
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn disconnect_network(&self, key: &str, req: &NetworkDisconnect) -> Result<()> {
+        self.post_body(
+            &format!("/networks/{}/disconnect", percent_encode(key)),
+            req,
+        )
+        .await
     }
 
     /// `POST /networks/prune`.

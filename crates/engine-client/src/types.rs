@@ -81,9 +81,11 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
-    /// `none` (the default), `host`, `bridge` or a user-defined network's name or id.
+    /// `bridge` (the default), `none`, `host`, `container:ID` or a user-defined network's name
+    /// or id.
     pub network_mode: String,
-    /// `-p`: `"PORT/tcp"` -> host bindings (empty `HostPort`: an ephemeral port).
+    /// `-p`: `"PORT/tcp"` or `"PORT/udp"` -> host bindings (empty `HostPort`: an ephemeral
+    /// port).
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     pub restart_policy: RestartPolicy,
     /// `--rm`: remove the container when it exits.
@@ -96,6 +98,10 @@ pub struct HostConfig {
     pub extra_hosts: Vec<String>,
     /// Nameservers for /etc/resolv.conf (default: the host's, loopback ones dropped).
     pub dns: Vec<String>,
+    /// `--dns-search`: search domains for /etc/resolv.conf.
+    pub dns_search: Vec<String>,
+    /// `-P`: publish every exposed port on an ephemeral host port.
+    pub publish_all_ports: bool,
     /// Size of /dev/shm in bytes, 0 means 64 MiB.
     pub shm_size: i64,
     pub sysctls: BTreeMap<String, String>,
@@ -127,6 +133,8 @@ pub struct ContainerCreate {
     pub open_stdin: bool,
     /// Close the container's stdin when the first attached client's input ends.
     pub stdin_once: bool,
+    /// `--expose`: `"PORT/tcp"` -> `{}`, added to the image's.
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
     pub host_config: HostConfig,
     /// Per-network endpoint settings (`--network-alias`).
     pub networking_config: NetworkingConfig,
@@ -145,6 +153,33 @@ pub struct NetworkingConfig {
 pub struct EndpointConfig {
     /// Extra names the container answers to in the network's DNS.
     pub aliases: Vec<String>,
+    /// `--ip`: a fixed address on this network.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+}
+
+/// `IPAMConfig` of an endpoint request.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `POST /networks/{id}/connect`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnect {
+    pub container: String,
+    pub endpoint_config: Option<EndpointConfig>,
+}
+
+/// `POST /networks/{id}/disconnect`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkDisconnect {
+    pub container: String,
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -175,6 +175,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/networks/{id}",
             get(inspect_network).delete(remove_network),
         )
+        .route("/networks/{id}/connect", post(connect_network))
+        .route("/networks/{id}/disconnect", post(disconnect_network))
         .route("/system/df", get(disk_usage))
         .route("/system/prune", post(prune_system))
         .route("/events", get(events))
@@ -945,6 +947,27 @@ async fn inspect_network(State(engine): State<AppState>, Path(id): Path<String>)
 async fn remove_network(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult {
     engine.remove_network(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn connect_network(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: berth_engine_client::NetworkConnect = parse_body(&body, "network connect request")?;
+    engine.connect_network(&id, req).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn disconnect_network(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let req: berth_engine_client::NetworkDisconnect =
+        parse_body(&body, "network disconnect request")?;
+    engine.disconnect_network(&id, req).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn prune_networks(State(engine): State<AppState>) -> ApiResult {

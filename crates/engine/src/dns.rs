@@ -70,15 +70,19 @@ fn lookup(engine: &Engine, network_id: &str, name: &str) -> Option<Vec<Ipv4Addr>
     let found: Vec<Ipv4Addr> = slots
         .values()
         .filter(|s| s.rec.state.running)
-        .filter_map(|s| {
-            let a = s.rec.network.as_ref()?;
+        .flat_map(|s| {
             let r = &s.rec;
-            (a.network_id == network_id
-                && (r.name.eq_ignore_ascii_case(name)
-                    || r.short_id() == name
-                    || r.config.hostname.eq_ignore_ascii_case(name)
-                    || r.aliases.iter().any(|x| x.eq_ignore_ascii_case(name))))
-            .then_some(a.ip)
+            r.networks
+                .iter()
+                .filter(|a| a.network_id == network_id)
+                .filter(|a| {
+                    r.name.eq_ignore_ascii_case(name)
+                        || r.short_id() == name
+                        || r.config.hostname.eq_ignore_ascii_case(name)
+                        || r.aliases_on(a).iter().any(|x| x.eq_ignore_ascii_case(name))
+                })
+                .map(|a| a.ip)
+                .collect::<Vec<_>>()
         })
         .collect();
     (!found.is_empty()).then_some(found)

@@ -173,7 +173,7 @@ impl Engine {
         v
     }
 
-    fn save(&self, rec: &ContainerRecord) {
+    pub(crate) fn save(&self, rec: &ContainerRecord) {
         if let Err(e) = rec.save(&self.paths.container(&rec.id)) {
             tracing::error!(id = %rec.id, "cannot save container record: {e}");
         }
@@ -193,6 +193,9 @@ impl Engine {
                 "no image given: name the image to run".into(),
             ));
         }
+        let mut req = req;
+        req.host_config.network_mode =
+            crate::networking::effective_mode(&req.host_config.network_mode).to_string();
         prepare::validate_host_config(&req)?;
         let engine = self.clone();
         let name_given = name.clone().filter(|n| !n.is_empty());
@@ -227,10 +230,13 @@ impl Engine {
             )),
             other => other.into(),
         })?;
-        if let Some(net) = crate::networking::bridge_network(&req.host_config.network_mode) {
-            self.networks.get(net)?;
+        let endpoints = crate::networking::endpoints(&req)?;
+        for ep in &endpoints {
+            self.networks.get(&ep.network)?;
         }
-        let aliases = crate::networking::aliases(&req)?;
+        if let Some(other) = req.host_config.network_mode.strip_prefix("container:") {
+            self.record(other)?;
+        }
         let id = crate::names::new_id();
         let config = prepare::effective_config(&req, &image.config, &id)?;
         // Bind sources must exist; named volumes are created on demand.
@@ -326,7 +332,7 @@ impl Engine {
             gid,
             additional_gids,
             anonymous_volumes,
-            aliases,
+            endpoints: Some(endpoints),
             state: ContainerState {
                 status: "created".into(),
                 started_at: ZERO_TIME.into(),
@@ -373,7 +379,7 @@ impl Engine {
             }
             slot.rec.clone()
         };
-        let bound = crate::ports::bind(&rec.host_config.port_bindings);
+        let bound = crate::ports::bind(&crate::ports::requested(&rec));
         let result = match bound {
             Ok(bound) => {
                 let engine = self.clone();
@@ -392,13 +398,13 @@ impl Engine {
         };
         slot.starting = false;
         match result {
-            Ok(((ready, attachment), bound)) => {
-                if let Some(a) = &attachment {
+            Ok(((ready, attachments), bound)) => {
+                if let Some(a) = attachments.first() {
                     let (tasks, actual) = crate::ports::spawn(bound, a.ip);
                     slot.port_tasks = tasks;
                     slot.rec.ports = actual;
                 }
-                slot.rec.network = attachment;
+                slot.rec.networks = attachments;
                 let s = &mut slot.rec.state;
                 s.status = "running".into();
                 s.running = true;
@@ -423,7 +429,7 @@ impl Engine {
                 self.events
                     .publish("container", "start", &rec.id, attrs(&rec));
                 self.watch_monitor(rec.id.clone(), ready.monitor_pid);
-                if let Some(a) = rec.network.clone() {
+                for a in rec.networks.clone() {
                     let engine = self.clone();
                     tokio::spawn(async move { engine.ensure_dns(&a).await });
                 }
@@ -444,7 +450,7 @@ impl Engine {
     fn start_blocking(
         &self,
         rec: &ContainerRecord,
-    ) -> Result<(Ready, Option<berth_network::Attachment>)> {
+    ) -> Result<(Ready, Vec<berth_network::Attachment>)> {
         let dir = self.paths.container(&rec.id);
         let image = self.images.get(&rec.image_id)?;
         let layers = self.images.layer_paths(&image)?;
@@ -462,18 +468,15 @@ impl Engine {
             }
         }
         let rootfs = rootfs::mount_rootfs(&dir, &layers)?;
-        let attachment = match crate::networking::bridge_network(&rec.host_config.network_mode) {
-            Some(net) => match self.networks.attach(net, &rec.id) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    let _ = rootfs::unmount_rootfs(&dir);
-                    return Err(e.into());
-                }
-            },
-            None => None,
+        let attachment = match self.join_networks(rec) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = rootfs::unmount_rootfs(&dir);
+                return Err(e);
+            }
         };
         let mut rec = rec.clone();
-        rec.network = attachment.clone();
+        rec.networks = attachment.clone();
         let rec = &rec;
         let result = (|| -> Result<Ready> {
             make_workdir(&rootfs, &rec.config.working_dir);
@@ -483,8 +486,15 @@ impl Engine {
                     crate::volumes::copy_up(&rootfs, &bind.destination, data)?;
                 }
             }
-            prepare::write_etc_files(&dir, rec)?;
-            let input = prepare::spec_input(rec, &dir, &rootfs, &volume_paths)?;
+            let shared = self.shared_netns(rec)?;
+            match &shared {
+                Some((_, target_dir)) => prepare::copy_etc_files(target_dir, &dir, rec)?,
+                None => prepare::write_etc_files(&dir, rec)?,
+            }
+            let mut input = prepare::spec_input(rec, &dir, &rootfs, &volume_paths)?;
+            if let Some((ns, _)) = shared {
+                input.network = berth_runtime::spec::NetworkMode::Path(ns);
+            }
             let spec = berth_runtime::spec::build_spec(&input)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
             let spec_json = serde_json::to_vec_pretty(&spec).map_err(EngineError::internal)?;
@@ -512,8 +522,8 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = rootfs::unmount_rootfs(&dir);
-            if let Some(a) = &attachment {
-                let _ = self.networks.detach(&rec.id, a);
+            if !attachment.is_empty() {
+                let _ = self.networks.release(&rec.id, &attachment);
             }
         }
         result.map(|r| (r, attachment))
@@ -575,7 +585,7 @@ impl Engine {
     pub(crate) async fn on_exit(self: &Arc<Self>, id: &str) {
         let dir = self.paths.container(id);
         let ms = MonitorState::load(&dir).filter(|s| s.status == "exited");
-        let (rec, restart_delay, auto_remove) = {
+        let (rec, restart_delay, auto_remove, endpoints) = {
             let mut slots = self.lock();
             let Some(slot) = slots.get_mut(id) else {
                 return;
@@ -641,7 +651,9 @@ impl Engine {
                 l.running = false;
             });
             let auto_remove = slot.rec.host_config.auto_remove && !slot.removing;
-            (slot.rec.clone(), delay, auto_remove)
+            // Endpoints go with the exit; the record is saved once, without them.
+            let endpoints = crate::networking::take_endpoints(slot);
+            (slot.rec.clone(), delay, auto_remove, endpoints)
         };
         self.save(&rec);
         if ms.is_none() {
@@ -664,7 +676,7 @@ impl Engine {
         }
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || rootfs::unmount_rootfs(&d)).await;
-        self.release_network(id).await;
+        self.release_endpoints(id, endpoints).await;
         let mut a = attrs(&rec);
         if rec.state.oom_killed {
             self.events.publish("container", "oom", id, a.clone());
@@ -1055,7 +1067,7 @@ impl Engine {
             if let Some(slot) = self.lock().get_mut(&id) {
                 slot.started_instant = Some(Instant::now());
                 // Published ports are served by the engine: bind them again.
-                if let (Some(a), false) = (&slot.rec.network, slot.rec.ports.is_empty()) {
+                if let (Some(a), false) = (slot.rec.networks.first(), slot.rec.ports.is_empty()) {
                     match crate::ports::bind(&slot.rec.ports) {
                         Ok(bound) => {
                             let (tasks, _) = crate::ports::spawn(bound, a.ip);
@@ -1066,7 +1078,7 @@ impl Engine {
                 }
             }
             self.watch_monitor(id.clone(), pid);
-            if let Some(a) = self.record(&id).ok().and_then(|r| r.network) {
+            for a in self.record(&id).map(|r| r.networks).unwrap_or_default() {
                 self.ensure_dns(&a).await;
             }
             if let Ok(rec) = self.record(&id) {

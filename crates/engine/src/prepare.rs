@@ -99,7 +99,18 @@ pub fn effective_config(
         labels,
         stop_signal,
         stop_timeout: req.stop_timeout.unwrap_or(10),
-        exposed_ports: image.exposed_ports.clone(),
+        exposed_ports: {
+            let mut p = image.exposed_ports.clone();
+            for k in req.exposed_ports.keys() {
+                let k = if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                };
+                p.insert(k, serde_json::json!({}));
+            }
+            p
+        },
         healthcheck: merge_health(req.healthcheck.as_ref(), image.healthcheck.as_ref()),
         tty: req.tty,
         open_stdin: req.open_stdin,
@@ -198,9 +209,21 @@ pub fn validate_host_config(req: &ContainerCreate) -> Result<()> {
     match hc.network_mode.as_str() {
         "" | "none" | "host" | "default" => {}
         other if other.starts_with("container:") => {
-            return Err(EngineError::Invalid(format!(
-            "network mode {other:?} is not supported yet: use none, host, bridge or a network name"
-        )))
+            if other.len() == "container:".len() {
+                return Err(EngineError::Invalid(
+                    "network mode container: needs a container name or id".into(),
+                ));
+            }
+            if !hc.port_bindings.is_empty() || hc.publish_all_ports {
+                return Err(EngineError::Invalid(
+                    "conflicting options: port publishing and the container network mode".into(),
+                ));
+            }
+            if !hc.dns.is_empty() || !hc.dns_search.is_empty() || !hc.extra_hosts.is_empty() {
+                return Err(EngineError::Invalid(
+                    "conflicting options: dns and the container network mode".into(),
+                ));
+            }
         }
         // `bridge` or a user-defined network: checked against the networks at create.
         _ => {}
@@ -214,6 +237,9 @@ pub fn validate_host_config(req: &ContainerCreate) -> Result<()> {
         }
         for key in hc.port_bindings.keys() {
             crate::ports::container_port(key)?;
+        }
+        for b in hc.port_bindings.values().flatten() {
+            crate::ports::host_addr(b)?;
         }
     }
     let rp = &hc.restart_policy;
@@ -380,9 +406,11 @@ pub fn write_etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<()>
     } else {
         hosts.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         hosts.push_str("fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
-        match &rec.network {
-            Some(a) => hosts.push_str(&format!("{}\t{hostname}\n", a.ip)),
-            None => hosts.push_str(&format!("127.0.1.1\t{hostname}\n")),
+        if rec.networks.is_empty() {
+            hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        }
+        for a in &rec.networks {
+            hosts.push_str(&format!("{}\t{hostname}\n", a.ip));
         }
     }
     for entry in &rec.host_config.extra_hosts {
@@ -390,13 +418,20 @@ pub fn write_etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<()>
             hosts.push_str(&format!("{ip}\t{h}\n"));
         }
     }
+    // Written in place: the files are bind-mounted, a rename would not reach a running
+    // container (`network connect` rewrites /etc/hosts).
     std::fs::write(dir.join("hosts"), hosts)?;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = resolv_conf(&host_resolv, &rec.host_config.dns, host_network);
+    let mut resolv = resolv_conf(
+        &host_resolv,
+        &rec.host_config.dns,
+        &rec.host_config.dns_search,
+        host_network,
+    );
     // User-defined networks: the engine's DNS on the gateway resolves container names and
     // forwards the rest (explicit --dns servers win, as in Docker).
-    if let Some(a) = rec.network.as_ref().filter(|a| {
+    if let Some(a) = rec.networks.iter().find(|a| {
         a.network_name != berth_network::DEFAULT_NETWORK && rec.host_config.dns.is_empty()
     }) {
         resolv = resolv
@@ -409,11 +444,24 @@ pub fn write_etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<()>
     std::fs::write(dir.join("resolv.conf"), resolv)
 }
 
+/// `--network container:ID`: the container shares the target's /etc/hosts and resolv.conf
+/// (copies of them; its own hostname file).
+pub fn copy_etc_files(target_dir: &Path, dir: &Path, rec: &ContainerRecord) -> std::io::Result<()> {
+    for f in ["hosts", "resolv.conf"] {
+        std::fs::copy(target_dir.join(f), dir.join(f))?;
+    }
+    std::fs::write(dir.join("hostname"), format!("{}\n", rec.config.hostname))
+}
+
 /// The container's resolv.conf: explicit `--dns` servers, else the host's minus loopback
-/// nameservers (unreachable from a private network namespace), else public fallbacks as Docker.
-pub fn resolv_conf(host: &str, dns: &[String], host_network: bool) -> String {
+/// nameservers (unreachable from a private network namespace), else public fallbacks as Docker;
+/// `--dns-search` replaces the host's search domains.
+pub fn resolv_conf(host: &str, dns: &[String], search: &[String], host_network: bool) -> String {
     let mut out = String::new();
     let mut servers: Vec<String> = Vec::new();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
     for line in host.lines() {
         let t = line.trim();
         if let Some(ns) = t.strip_prefix("nameserver") {
@@ -421,6 +469,8 @@ pub fn resolv_conf(host: &str, dns: &[String], host_network: bool) -> String {
             if host_network || !(ns.starts_with("127.") || ns == "::1") {
                 servers.push(ns.to_string());
             }
+        } else if (t.starts_with("search") || t.starts_with("domain")) && !search.is_empty() {
+            // replaced by --dns-search
         } else if t.starts_with("search") || t.starts_with("options") || t.starts_with("domain") {
             out.push_str(t);
             out.push('\n');
@@ -515,7 +565,7 @@ pub fn spec_input(
         cpu_quota,
         cpu_period: cpu_quota.map(|_| 100_000),
         pids_limit: hc.pids_limit.filter(|p| *p > 0),
-        network: match &rec.network {
+        network: match rec.networks.first() {
             Some(a) => NetworkMode::Path(a.netns.clone()),
             None if hc.network_mode == "host" => NetworkMode::Host,
             None => NetworkMode::New,
@@ -677,13 +727,15 @@ mod tests {
     #[test]
     fn resolv_conf_drops_loopback() {
         let host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\n";
-        let r = resolv_conf(host, &[], false);
+        let r = resolv_conf(host, &[], &[], false);
         assert!(r.contains("nameserver 10.0.0.2") && !r.contains("127.0.0.53"));
         assert!(r.contains("search example.org"));
-        let r = resolv_conf("nameserver 127.0.0.1\n", &[], false);
+        let r = resolv_conf("nameserver 127.0.0.1\n", &[], &[], false);
         assert!(r.contains("8.8.8.8"));
-        let r = resolv_conf(host, &["1.1.1.1".into()], false);
+        let r = resolv_conf(host, &["1.1.1.1".into()], &[], false);
         assert!(r.contains("nameserver 1.1.1.1") && !r.contains("10.0.0.2"));
+        let r = resolv_conf(host, &[], &["a.test".into(), "b.test".into()], false);
+        assert!(r.contains("search a.test b.test\n") && !r.contains("example.org"));
     }
 
     #[test]

@@ -162,6 +162,41 @@ impl Leases {
         )))
     }
 
+    /// Leases exactly `ip` to `owner` (`--ip`): it must be a host address of the subnet, not
+    /// the gateway, and not leased to anyone else.
+    pub fn allocate_exact(
+        &mut self,
+        subnet: &Subnet,
+        gateway: Ipv4Addr,
+        owner: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Ipv4Addr> {
+        if !subnet.is_host(ip) || ip == gateway {
+            return Err(NetworkError::Invalid(format!(
+                "address {ip} is not a free host address of subnet {subnet}{}",
+                if ip == gateway {
+                    " (it is the gateway)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        match self.leases.get(&ip) {
+            Some(o) if o == owner => return Ok(ip),
+            Some(_) => {
+                return Err(NetworkError::Conflict(format!(
+                    "address {ip} is already in use on {subnet}: pick another --ip"
+                )))
+            }
+            None => {}
+        }
+        if let Some(old) = self.held_by(owner) {
+            self.leases.remove(&old);
+        }
+        self.leases.insert(ip, owner.to_string());
+        Ok(ip)
+    }
+
     pub fn held_by(&self, owner: &str) -> Option<Ipv4Addr> {
         self.leases
             .iter()
@@ -208,6 +243,27 @@ mod tests {
         assert!(big.overlaps(&s) && s.overlaps(&big));
         assert!(!s.overlaps(&"10.1.3.0/24".parse().unwrap()));
         assert_eq!(big.nth_child(24, 258).unwrap().to_string(), "10.1.2.0/24");
+    }
+
+    #[test]
+    fn exact_leases_are_checked() {
+        let s: Subnet = "10.9.0.0/29".parse().unwrap();
+        let gw = s.first_host();
+        let mut l = Leases::default();
+        let want = Ipv4Addr::new(10, 9, 0, 5);
+        assert_eq!(l.allocate_exact(&s, gw, "a", want).unwrap(), want);
+        assert_eq!(l.allocate_exact(&s, gw, "a", want).unwrap(), want);
+        assert!(matches!(
+            l.allocate_exact(&s, gw, "b", want),
+            Err(NetworkError::Conflict(_))
+        ));
+        for bad in [gw, Ipv4Addr::new(10, 9, 0, 7), Ipv4Addr::new(10, 9, 1, 2)] {
+            assert!(matches!(
+                l.allocate_exact(&s, gw, "b", bad),
+                Err(NetworkError::Invalid(_))
+            ));
+        }
+        assert_ne!(l.allocate(&s, gw, "b").unwrap(), want);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Layout, one job per module:
 //! - [`ipam`] — IPv4 subnets and address leases (pure).
-//! - [`link`] — bridges, veth pairs, addresses, routes (iproute2 `ip` behind a small API).
+//! - [`nl`] — a synchronous rtnetlink socket (request, ack, dump).
+//! - [`link`] — bridges, veth pairs, addresses, routes (netlink calls behind a small API).
 //! - [`netns`] — network namespaces bound to files; namespace work on dedicated threads.
 //! - [`firewall`] — the engine's nftables table: isolation between networks, internal
 //!   networks, masquerade.
@@ -15,9 +16,11 @@ pub mod ipam;
 pub mod link;
 pub mod manager;
 pub mod netns;
+pub mod nl;
 
 pub use error::NetworkError;
 pub use ipam::Subnet;
 pub use manager::{
-    write_atomic, Attachment, CreateNetwork, Network, NetworkOptions, Networks, DEFAULT_NETWORK,
+    write_atomic, AttachOptions, Attachment, CreateNetwork, Network, NetworkOptions, Networks,
+    DEFAULT_NETWORK,
 };

@@ -87,8 +87,29 @@ pub struct Attachment {
     pub mac: String,
     /// Host end of the veth pair.
     pub veth: String,
+    /// The interface inside the container (`eth0`, `eth1`, ...).
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
+    /// Whether the container's default route goes through this network's gateway.
+    #[serde(default)]
+    pub default_route: bool,
     /// The container's network namespace file.
     pub netns: PathBuf,
+}
+
+fn default_ifname() -> String {
+    CONTAINER_IF.into()
+}
+
+/// How a container joins one network.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// The interface name inside the container.
+    pub ifname: String,
+    /// `--ip`: this address rather than the next free one.
+    pub ip: Option<Ipv4Addr>,
+    /// Route by default through this network's gateway (ignored on internal networks).
+    pub default_route: bool,
 }
 
 pub struct Networks {
@@ -123,6 +144,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// [`write_atomic`] without the fsync: the file is whole after a crash of the process (the
+/// page cache outlives it) but may be lost by a power failure. For address leases: after a
+/// reboot no container runs, and reconcile frees the leases of dead containers anyway.
+pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}-n{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -200,6 +241,7 @@ impl Networks {
         s
     }
 
+    /// Writes a network's state durably (create).
     fn save(&self, n: &Network) -> Result<()> {
         let bytes =
             serde_json::to_vec_pretty(n).map_err(|e| NetworkError::System(e.to_string()))?;
@@ -207,13 +249,29 @@ impl Networks {
         Ok(())
     }
 
+    /// Writes a network's state after a lease change, without fsync (see
+    /// [`write_atomic_nosync`]): on the start and exit path of every container.
+    fn save_leases(&self, n: &Network) -> Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(n).map_err(|e| NetworkError::System(e.to_string()))?;
+        write_atomic_nosync(&self.opts.dir.join(format!("{}.json", n.id)), &bytes)?;
+        Ok(())
+    }
+
     pub fn options(&self) -> &NetworkOptions {
         &self.opts
     }
 
-    /// The host end of a container's veth pair.
-    pub fn veth_name(&self, container_id: &str) -> String {
-        self.truncate(format!("{}{container_id}", self.opts.prefix))
+    /// The host end of a container's veth pair on a network: the prefix and a hash of both
+    /// ids, 15 bytes at most.
+    pub fn veth_name(&self, container_id: &str, network_id: &str) -> String {
+        // FNV-1a: stable across builds and runs (the name is found again after a restart).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in container_id.bytes().chain([b'/']).chain(network_id.bytes()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.truncate(format!("{}{h:016x}", self.opts.prefix))
     }
 
     pub fn netns_path(&self, container_id: &str) -> PathBuf {
@@ -283,8 +341,8 @@ impl Networks {
                 )));
             }
         }
-        link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
         if !existed {
+            link::create_bridge(&n.bridge, n.gateway, n.subnet.prefix)?;
             self.sync_firewall(t)?;
         }
         Ok(())
@@ -412,16 +470,59 @@ impl Networks {
             .collect()
     }
 
-    /// Gives the container a namespace, an address on the network, and a veth pair into it
-    /// with a default route through the gateway (none on internal networks).
-    pub fn attach(&self, key: &str, container_id: &str) -> Result<Attachment> {
+    /// Creates the container's network namespace at [`netns_path`](Self::netns_path)
+    /// (replacing a leftover of an earlier run) and returns a netlink socket inside it.
+    pub fn create_sandbox(&self, container_id: &str) -> Result<link::Rtnl> {
+        let path = self.netns_path(container_id);
+        let _ = netns::remove(&path);
+        netns::create_with(&path, link::open)
+    }
+
+    /// A netlink socket inside the container's existing namespace.
+    pub fn sandbox_socket(&self, container_id: &str) -> Result<link::Rtnl> {
+        let path = self.netns_path(container_id);
+        if !path.exists() {
+            return Err(NetworkError::Conflict(format!(
+                "container {container_id} has no network namespace: is it running?"
+            )));
+        }
+        netns::run_in(&path, link::open)
+    }
+
+    /// Unbinds the container's namespace; the kernel destroys it (and the container ends of its
+    /// veth pairs, hence the pairs) once the container's processes are gone.
+    pub fn remove_sandbox(&self, container_id: &str) -> Result<()> {
+        netns::remove(&self.netns_path(container_id))
+    }
+
+    /// Joins the container (whose namespace `ns` is a socket in) to a network: an address
+    /// lease, a veth pair from the network's bridge into the namespace as `opts.ifname`, the
+    /// address, and a default route through the gateway if asked (never on internal networks).
+    pub fn attach(
+        &self,
+        key: &str,
+        container_id: &str,
+        opts: &AttachOptions,
+        ns: &mut link::Rtnl,
+    ) -> Result<Attachment> {
         let mut t = self.lock();
         let n = find(&t, key)?.clone();
+        if n.ipam.held_by(container_id).is_some() {
+            return Err(NetworkError::Conflict(format!(
+                "container {container_id} is already attached to network {}",
+                n.name
+            )));
+        }
         self.ensure_bridge(&t, &n)?;
         let net = t.get_mut(&n.id).expect("found");
-        let ip = net.ipam.allocate(&n.subnet, n.gateway, container_id)?;
+        let ip = match opts.ip {
+            Some(want) => net
+                .ipam
+                .allocate_exact(&n.subnet, n.gateway, container_id, want)?,
+            None => net.ipam.allocate(&n.subnet, n.gateway, container_id)?,
+        };
         let net = net.clone();
-        self.save(&net)?;
+        self.save_leases(&net)?;
         let att = Attachment {
             network_id: n.id.clone(),
             network_name: n.name.clone(),
@@ -429,50 +530,99 @@ impl Networks {
             prefix: n.subnet.prefix,
             gateway: n.gateway,
             mac: mac_for(ip),
-            veth: self.veth_name(container_id),
+            veth: self.veth_name(container_id, &n.id),
+            ifname: opts.ifname.clone(),
+            default_route: opts.default_route && !n.internal,
             netns: self.netns_path(container_id),
         };
-        let setup = || -> Result<()> {
-            // Leftovers of an earlier run of this container go first.
-            let _ = link::delete(&att.veth);
-            let _ = netns::remove(&att.netns);
-            netns::create(&att.netns)?;
-            link::create_veth(&att.veth, CONTAINER_IF, &att.netns, &n.bridge)?;
-            let mut cmds = vec![format!("link set {CONTAINER_IF} address {}", att.mac)];
-            cmds.extend(link::configure_commands(
-                CONTAINER_IF,
+        let mut setup = || -> Result<()> {
+            // A leftover of an earlier run of this container goes first.
+            link::delete(&att.veth)?;
+            let mut nl = link::open()?;
+            let bridge = link::index(&mut nl, &n.bridge)?.ok_or_else(|| {
+                NetworkError::System(format!("bridge {} of network {} is gone", n.bridge, n.name))
+            })?;
+            let nsfile = std::fs::File::open(&att.netns)?;
+            use std::os::fd::AsRawFd;
+            link::create_veth(
+                &mut nl,
+                &att.veth,
+                &att.ifname,
+                nsfile.as_raw_fd(),
+                &att.mac,
+                bridge,
+            )?;
+            link::configure(
+                ns,
+                &att.ifname,
                 ip,
                 n.subnet.prefix,
-                (!n.internal).then_some(n.gateway),
-            ));
-            netns::run_in(&att.netns, move || link::ip_batch(&cmds))
+                att.default_route.then_some(n.gateway),
+            )
         };
         if let Err(e) = setup() {
             let _ = link::delete(&att.veth);
-            let _ = netns::remove(&att.netns);
             if let Some(net) = t.get_mut(&n.id) {
                 net.ipam.release(container_id);
                 let net = net.clone();
-                let _ = self.save(&net);
+                let _ = self.save_leases(&net);
             }
             return Err(e);
         }
         Ok(att)
     }
 
-    /// Undoes [`attach`](Self::attach): deletes the veth pair and the namespace, frees the
-    /// address. Safe to call more than once.
+    /// Undoes [`attach`](Self::attach) for one network: deletes the veth pair (its container
+    /// end goes with it) and frees the address. Safe to call more than once.
     pub fn detach(&self, container_id: &str, att: &Attachment) -> Result<()> {
         let mut t = self.lock();
-        let r1 = link::delete(&att.veth);
-        let r2 = netns::remove(&att.netns);
+        let r = link::delete(&att.veth);
         if let Some(net) = t.get_mut(&att.network_id) {
             if net.ipam.release(container_id) {
                 let net = net.clone();
-                self.save(&net)?;
+                self.save_leases(&net)?;
             }
         }
-        r1.and(r2)
+        r
+    }
+
+    /// Releases all of a container's endpoints at its exit: unbinds its namespace and frees
+    /// the addresses at once; the veth pairs are deleted on a background thread (by index, so
+    /// a new pair of the same name, from a quick restart, is never hit). Deleting a veth costs
+    /// ~20 ms of kernel time (an RCU grace period), which `run --rm` need not wait for; the
+    /// kernel also deletes them itself when the namespace dies. Safe to call more than once.
+    pub fn release(&self, container_id: &str, atts: &[Attachment]) -> Result<()> {
+        let r = self.remove_sandbox(container_id);
+        let mut doomed = Vec::new();
+        {
+            let mut t = self.lock();
+            for a in atts {
+                if link::exists(&a.veth) {
+                    doomed.push(a.veth.clone());
+                }
+                if let Some(net) = t.get_mut(&a.network_id) {
+                    if net.ipam.release(container_id) {
+                        let net = net.clone();
+                        self.save_leases(&net)?;
+                    }
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            let mut nl = link::open()?;
+            let indexes: Vec<u32> = doomed
+                .iter()
+                .filter_map(|v| link::index(&mut nl, v).ok().flatten())
+                .collect();
+            let _ = std::thread::Builder::new()
+                .name("berth-veth-del".into())
+                .spawn(move || {
+                    for i in indexes {
+                        let _ = link::delete_index(&mut nl, i);
+                    }
+                });
+        }
+        r
     }
 
     /// After an engine restart: frees leases, deletes veths and namespace files of containers
@@ -485,14 +635,14 @@ impl Networks {
             if !dropped.is_empty() {
                 tracing::info!(network = %net.name, "freed {} stale address lease(s)", dropped.len());
                 let net = net.clone();
-                if let Err(e) = self.save(&net) {
+                if let Err(e) = self.save_leases(&net) {
                     tracing::warn!("cannot save network {}: {e}", net.name);
                 }
             }
         }
         let mut keep: Vec<String> = t.values().map(|n| n.bridge.clone()).collect();
         for net in t.values() {
-            keep.extend(net.ipam.leases.values().map(|c| self.veth_name(c)));
+            keep.extend(net.ipam.leases.values().map(|c| self.veth_name(c, &net.id)));
         }
         for name in link::list_with_prefix(&self.opts.prefix) {
             if !keep.contains(&name) {

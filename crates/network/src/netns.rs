@@ -21,6 +21,15 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) 
 
 /// Creates a new network namespace and binds it to `path` (which must not exist yet).
 pub fn create(path: &Path) -> Result<()> {
+    create_with(path, || Ok(()))
+}
+
+/// Creates a new network namespace, binds it to `path` (which must not exist yet), and runs
+/// `f` on the thread that is inside it (to open a netlink socket there, say).
+pub fn create_with<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -41,11 +50,12 @@ pub fn create(path: &Path) -> Result<()> {
                 "cannot bind the network namespace to {}: {e}",
                 target.display()
             ))
-        })
-        // The thread ends here; the bind mount keeps the namespace alive.
+        })?;
+        // The thread ends after `f`; the bind mount keeps the namespace alive.
+        f()
     });
     if r.is_err() {
-        let _ = std::fs::remove_file(path);
+        let _ = remove(path);
     }
     r
 }
