@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use crate::error::{EngineError, Result};
 use crate::events::EventBus;
 use crate::monitor::{self, MonitorConfig, MonitorState, Ready};
-use crate::paths::{write_atomic, Paths};
+use crate::paths::{write_atomic_nosync, Paths};
 use crate::prepare;
 use crate::record::{ContainerRecord, ZERO_TIME};
 use crate::rootfs;
@@ -173,8 +173,9 @@ impl Engine {
         v
     }
 
+    /// Saves a container's run state (see [`ContainerRecord::save_state`]).
     pub(crate) fn save(&self, rec: &ContainerRecord) {
-        if let Err(e) = rec.save(&self.paths.container(&rec.id)) {
+        if let Err(e) = rec.save_state(&self.paths.container(&rec.id)) {
             tracing::error!(id = %rec.id, "cannot save container record: {e}");
         }
     }
@@ -498,7 +499,8 @@ impl Engine {
             let spec = berth_runtime::spec::build_spec(&input)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
             let spec_json = serde_json::to_vec_pretty(&spec).map_err(EngineError::internal)?;
-            write_atomic(&dir.join("config.json"), &spec_json)?;
+            // Runtime files are rewritten at every start: no fsync (a reboot ends the run).
+            write_atomic_nosync(&dir.join("config.json"), &spec_json)?;
             let mc = MonitorConfig {
                 id: rec.id.clone(),
                 bundle: dir.clone(),
@@ -513,7 +515,7 @@ impl Engine {
                 stdin_once: rec.config.stdin_once,
                 replay: rec.config.tty || rec.config.open_stdin || self.attach_waiting(&rec.id),
             };
-            write_atomic(
+            write_atomic_nosync(
                 &dir.join(monitor::CONFIG_FILE),
                 &serde_json::to_vec_pretty(&mc).map_err(EngineError::internal)?,
             )?;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::logfile::{now_rfc3339_nanos, LogWriter};
 use crate::monitor_io;
-use crate::paths::write_atomic;
+use crate::paths::write_atomic_nosync;
 
 pub const CONFIG_FILE: &str = "monitor.json";
 pub const STATE_FILE: &str = "state.json";
@@ -86,7 +86,7 @@ impl MonitorState {
 
     fn save(&self, dir: &Path) {
         if let Ok(bytes) = serde_json::to_vec_pretty(self) {
-            let _ = write_atomic(&dir.join(STATE_FILE), &bytes);
+            let _ = write_atomic_nosync(&dir.join(STATE_FILE), &bytes);
         }
     }
 }

@@ -62,4 +62,4 @@ impl Paths {
 }
 
 /// Atomic file writes (temp file, fsync, rename), shared with the network state.
-pub use berth_network::write_atomic;
+pub use berth_network::{write_atomic, write_atomic_nosync};

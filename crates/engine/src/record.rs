@@ -6,7 +6,7 @@ use std::path::Path;
 use berth_engine_client::{ContainerConfig, ContainerState, HostConfig, MountPoint};
 use serde::{Deserialize, Serialize};
 
-use crate::paths::write_atomic;
+use crate::paths::{write_atomic, write_atomic_nosync};
 
 pub const RECORD_FILE: &str = "record.json";
 
@@ -119,9 +119,18 @@ impl ContainerRecord {
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
 
+    /// Writes the record durably (fsynced): for its creation and configuration changes.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(&dir.join(RECORD_FILE), &bytes)
+    }
+
+    /// Writes the record without an fsync: for run-state changes (started, exited, endpoints),
+    /// which survive an engine crash (the rename is atomic) and which a power failure makes
+    /// stale anyway — after a reboot no container runs and restore recomputes them.
+    pub fn save_state(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic_nosync(&dir.join(RECORD_FILE), &bytes)
     }
 
     pub fn short_id(&self) -> &str {

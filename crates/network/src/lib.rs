@@ -21,6 +21,6 @@ pub mod nl;
 pub use error::NetworkError;
 pub use ipam::Subnet;
 pub use manager::{
-    write_atomic, AttachOptions, Attachment, CreateNetwork, Network, NetworkOptions, Networks,
-    DEFAULT_NETWORK,
+    write_atomic, write_atomic_nosync, AttachOptions, Attachment, CreateNetwork, Network,
+    NetworkOptions, Networks, DEFAULT_NETWORK,
 };

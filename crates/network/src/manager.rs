@@ -128,6 +128,19 @@ fn new_id() -> String {
 /// Writes `bytes` to `path` atomically: a uniquely named temp file in the same directory,
 /// fsync, rename. Safe for concurrent writers of one file (the last rename wins whole).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+/// [`write_atomic`] without the fsync: the file is whole after a crash of the process (the
+/// page cache outlives it) but may be lost by a power failure. For state that a reboot makes
+/// stale anyway (address leases, a container's runtime files and run state): after a reboot no
+/// container runs, and the engine's restore and reconcile recompute it.
+pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, false)
+}
+
+/// Writes a unique temporary file next to `path` (fsynced when `durable`) and renames it over.
+fn write_replacing(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -141,29 +154,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// [`write_atomic`] without the fsync: the file is whole after a crash of the process (the
-/// page cache outlives it) but may be lost by a power failure. For address leases: after a
-/// reboot no container runs, and reconcile frees the leases of dead containers anyway.
-pub fn write_atomic_nosync(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}-n{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
