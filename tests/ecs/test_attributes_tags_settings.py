@@ -15,7 +15,8 @@ def test_put_list_delete_attributes(ecs, fresh):
     b = h.register_instance(ecs, fresh)["containerInstanceArn"]
     out = ecs.put_attributes(cluster=fresh, attributes=[
         {"name": "color", "value": "red", "targetType": "container-instance", "targetId": a},
-        {"name": "color", "value": "blue", "targetId": h.arn_id(b)},
+        {"name": "color", "value": "blue", "targetType": "container-instance",
+         "targetId": h.arn_id(b)},
         {"name": "gpu", "targetId": b},
     ])
     assert len(out["attributes"]) == 3
@@ -44,9 +45,11 @@ def test_put_list_delete_attributes(ecs, fresh):
 
 def test_attribute_errors(ecs, fresh):
     h.expect_error("TargetNotFoundException", ecs.put_attributes, cluster=fresh, attributes=[
-        {"name": "x", "value": "y", "targetId": "0123456789abcdef0123456789abcdef"}])
+        {"name": "x", "value": "y", "targetType": "container-instance",
+         "targetId": "0123456789abcdef0123456789abcdef"}])
     h.expect_error("ClusterNotFoundException", ecs.put_attributes, cluster=h.uid("missing"),
-                   attributes=[{"name": "x", "value": "y", "targetId": "abc"}])
+                   attributes=[{"name": "x", "value": "y", "targetType": "container-instance",
+                                "targetId": "abc"}])
     ci = h.register_instance(ecs, fresh)["containerInstanceArn"]
     h.expect_error("InvalidParameterException", ecs.put_attributes, cluster=fresh, attributes=[
         {"name": "bad name!", "value": "y", "targetId": ci}])

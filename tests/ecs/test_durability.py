@@ -12,7 +12,7 @@ import ecs_helpers as h
 WRITERS = 8
 
 
-def hammer(srv, stop: threading.Event, acked: dict, errors: list):
+def hammer(srv, stop: threading.Event, acked: dict, errors: list, round_: int):
     """Concurrent writers; records only what the server answered with success."""
     def writer(n: int):
         c = srv.client()
@@ -25,7 +25,7 @@ def hammer(srv, stop: threading.Event, acked: dict, errors: list):
                         family=f"dur-{n}", containerDefinitions=[h.container()])["taskDefinition"]
                     acked["td"].append(td["taskDefinitionArn"])
                 elif i % 3 == 1:
-                    name = f"dur-{n}-{i}"
+                    name = f"dur-{round_}-{n}-{i}"
                     c.create_cluster(clusterName=name)
                     acked["cluster"].append(name)
                 else:
@@ -76,7 +76,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_write(servers):
         stop = threading.Event()
         errors: list = []
         before = sum(len(acked[k]) for k in ("cluster", "td", "task"))
-        threads = hammer(srv, stop, acked, errors)
+        threads = hammer(srv, stop, acked, errors, round_)
         # Kill once the writers are well under way.
         deadline = time.monotonic() + 30
         while (sum(len(acked[k]) for k in ("cluster", "td", "task")) - before < 60

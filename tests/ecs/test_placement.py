@@ -245,3 +245,35 @@ def test_bad_strategy_and_constraint_rejected(ecs, cl):
         h.expect_error("InvalidParameterException", ecs.run_task, cluster=cl["cluster"],
                        taskDefinition=td["taskDefinitionArn"], placementConstraints=cons)
     assert ecs.list_tasks(cluster=cl["cluster"])["taskArns"] == []
+
+
+def test_concurrent_run_task_never_overcommits(ecs, server):
+    import threading
+
+    cluster = h.new_cluster(ecs, "race")
+    ci = h.register_instance(ecs, cluster, cpu=4096, memory=1024)["containerInstanceArn"]
+    td = h.register_td(ecs, memory=128, cpu=16)
+    placed_arns, failures, errors = [], [], []
+
+    def worker():
+        c = server.client()
+        try:
+            for _ in range(3):
+                out = c.run_task(cluster=cluster, taskDefinition=td["taskDefinitionArn"], count=2)
+                placed_arns.extend(t["taskArn"] for t in out["tasks"])
+                failures.extend(out.get("failures", []))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert len(placed_arns) == 8, "1024 MiB holds exactly eight 128 MiB tasks"
+    assert {f["reason"] for f in failures} == {"RESOURCE:MEMORY"}
+    d = h.describe_instance(ecs, cluster, ci)
+    assert h.resource(d["remainingResources"], "MEMORY") == 0
+    assert d["pendingTasksCount"] == 8
+    assert sorted(ecs.list_tasks(cluster=cluster)["taskArns"]) == sorted(placed_arns)

@@ -17,7 +17,8 @@ FAST = {"Delay": 1, "MaxAttempts": 20}
 def env(ecs):
     """A cluster with two container instances and a task definition."""
     cluster = h.new_cluster(ecs)
-    cis = [h.register_instance(ecs, cluster)["containerInstanceArn"] for _ in range(2)]
+    cis = [h.register_instance(ecs, cluster, cpu=8192, memory=16384)["containerInstanceArn"]
+           for _ in range(2)]
     td = h.register_td(ecs, containers=[h.container("app", memory=128),
                                         h.container("sidecar", memory=64, cpu=64)])
     return {"cluster": cluster, "instances": cis, "td": td["taskDefinitionArn"],
@@ -96,8 +97,8 @@ def test_describe_tasks_by_id_and_missing(ecs, env):
     missing = "0123456789abcdef0123456789abcdef"
     out = ecs.describe_tasks(cluster=env["cluster"], tasks=[tid, missing])
     assert [x["taskArn"] for x in out["tasks"]] == [t["taskArn"]]
-    assert out["failures"] == [{"arn": f"arn:aws:ecs:us-east-1:{h.ACCOUNT}:task/"
-                                       f"{env['cluster']}/{missing}", "reason": "MISSING"}]
+    assert [(f["arn"], f["reason"]) for f in out["failures"]] == [
+        (f"arn:aws:ecs:us-east-1:{h.ACCOUNT}:task/{env['cluster']}/{missing}", "MISSING")]
     h.expect_error("ClusterNotFoundException", ecs.describe_tasks, cluster=h.uid("missing"),
                    tasks=[tid])
 
