@@ -88,12 +88,13 @@ def test_cli_auto_paginates(server):
 
 
 def test_cli_error_exit_and_message(server):
+    # aws CLI v1 exits 255 on a service error (v2 uses 254).
     res = server.aws_raw("delete-cluster", "--cluster", h.uid("missing"))
-    assert res.returncode == 254
+    assert res.returncode in (254, 255)
     assert "ClusterNotFoundException" in res.stderr
     res = server.aws_raw("run-task", "--cluster", h.uid("missing"), "--task-definition", "x",
                          "--count", "11")
-    assert res.returncode == 254
+    assert res.returncode in (254, 255)
     assert "InvalidParameterException" in res.stderr or "ClusterNotFoundException" in res.stderr
 
 
@@ -103,7 +104,7 @@ def test_cli_without_credentials_is_rejected(server):
     env["AWS_ACCESS_KEY_ID"] = "AKIANOTAKEYWEKNOW000"
     env["AWS_SECRET_ACCESS_KEY"] = "x" * 40
     res = server.aws_raw("list-clusters", env=env)
-    assert res.returncode == 254
+    assert res.returncode in (254, 255)
     assert "UnrecognizedClientException" in res.stderr
 
 
