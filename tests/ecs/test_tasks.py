@@ -87,8 +87,11 @@ def test_run_task_errors(ecs, env):
 def test_run_task_on_cluster_without_instances(ecs):
     cluster = h.new_cluster(ecs)
     td = h.register_td(ecs)
-    h.expect_error("InvalidParameterException", ecs.run_task, cluster=cluster,
-                   taskDefinition=td["taskDefinitionArn"])
+    # AWS answers with an exception here, not with `failures`, and tools match its message
+    # to decide to add capacity and retry.
+    e = h.expect_error("InvalidParameterException", ecs.run_task, cluster=cluster,
+                       taskDefinition=td["taskDefinitionArn"])
+    assert e.response["Error"]["Message"] == "No Container Instances were found in your cluster."
 
 
 def test_describe_tasks_by_id_and_missing(ecs, env):
