@@ -47,11 +47,25 @@ def test_describe_container_instances_batch_limit(ecs, env):
                    cluster=env["cluster"], containerInstances=[f"{i:032x}" for i in range(101)])
 
 
-def test_stop_task_reason_and_started_by_limits(ecs, env):
+def test_started_by_limits(ecs, env):
+    # "Up to 128 letters (uppercase and lowercase), numbers, hyphens (-), forward slash (/),
+    # and underscores (_) are allowed." (RunTask startedBy)
     h.expect_error("InvalidParameterException", ecs.run_task, cluster=env["cluster"],
                    taskDefinition=env["td"], startedBy="x" * 129)
     h.expect_error("InvalidParameterException", ecs.run_task, cluster=env["cluster"],
                    taskDefinition=env["td"], startedBy="bad started by")
+    ok = h.run_one(ecs, env["cluster"], env["td"], startedBy="job/Run_1-" + "x" * 118)
+    assert len(ok["startedBy"]) == 128
+
+
+def test_stop_reason_limit(ecs, env):
+    # "Up to 255 characters are allowed in this message." (StopTask reason)
+    t = h.run_one(ecs, env["cluster"], env["td"])
+    h.expect_error("InvalidParameterException", ecs.stop_task, cluster=env["cluster"],
+                   task=t["taskArn"], reason="r" * 256)
+    assert h.describe_task(ecs, env["cluster"], t["taskArn"])["desiredStatus"] == "RUNNING"
+    out = ecs.stop_task(cluster=env["cluster"], task=t["taskArn"], reason="r" * 255)
+    assert out["task"]["stoppedReason"] == "r" * 255
 
 
 def test_max_results_bounds(ecs, env):
