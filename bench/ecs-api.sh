@@ -7,7 +7,7 @@
 #                         [--skip-moto] [--skip-start] [--json FILE]
 #
 # BERTH_BIN picks the binary (default: target/release/berth; build it with
-# `cargo build --release -p berth-cli`). Needs the venv from scripts/setup.sh (boto3, moto)
+# `cargo build --release -p berth`). Needs the venv from scripts/setup.sh (boto3, moto)
 # and oha, which this script installs with `cargo install` into BERTH_BENCH_CACHE
 # (default ~/.cache/berth-bench) the first time.
 set -euo pipefail
@@ -22,7 +22,7 @@ if [ ! -x "$oha" ]; then
   cargo install oha --version 1.16.0 --locked --root "$cache"
 fi
 berth=${BERTH_BIN:-$PWD/target/release/berth}
-[ -x "$berth" ] || { echo "no berth binary at $berth (cargo build --release -p berth-cli, or set BERTH_BIN)" >&2; exit 1; }
+[ -x "$berth" ] || { echo "no berth binary at $berth (cargo build --release -p berth, or set BERTH_BIN)" >&2; exit 1; }
 echo "berth: $berth"; echo "oha: $("$oha" --version)"; echo "moto: $("$venv/bin/python" -c 'import moto; print(moto.__version__)')"
 echo "machine: $(. /etc/os-release; echo "$PRETTY_NAME"), $(nproc) cores"
 exec "$venv/bin/python" bench/ecs-api.py --berth "$berth" --oha "$oha" "$@"
