@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole Berth test suite: builds once, then runs every test with nextest.
-# Container tests need root (namespaces, cgroups, mounts).
+# Runs the whole Berth test suite: builds once, runs every Rust test with nextest, then the
+# ECS end-to-end suite (tests/ecs: boto3 and the aws CLI against `berth server`) with pytest
+# from the venv that scripts/setup.sh installs. Container tests need root (namespaces, cgroups,
+# mounts). Both parts always run; the script fails if either fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --all-targets
-cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+BERTH_BIN=${BERTH_BIN:-$PWD/target/debug/berth} \
+  "${BERTH_VENV:-/opt/berth-venv}/bin/python" -m pytest -n 2 --dist loadfile tests/ecs || status=$?
+exit "$status"
