@@ -10,10 +10,14 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-20}
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 SOCK=$WORK/engine.sock
-BERTH=$PWD/target/release/berth
+BERTH=${BERTH_BIN:-$PWD/target/release/berth}
+# The engine's default bridge gets its own name prefix and subnet, removed on exit.
+PREFIX=bs$(printf '%04x' $((RANDOM)))
 cleanup() {
   set +e
   [ -n "${ENGINE_PID:-}" ] && kill "$ENGINE_PID" 2>/dev/null && wait "$ENGINE_PID" 2>/dev/null
+  for l in $(ls /sys/class/net | grep "^$PREFIX"); do ip link del "$l" 2>/dev/null; done
+  nft delete table inet "$PREFIX" 2>/dev/null
   [ -n "${DOCKERD_PID:-}" ] && kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
   grep " $WORK" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$WORK"
@@ -33,7 +37,8 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
 tar -C "$ROOTFS" -cf "$WORK/rootfs.tar" .
 
 # Berth.
-"$BERTH" -H "unix://$SOCK" --root "$WORK/berth" engine >"$WORK/engine.log" 2>&1 &
+BERTH_NETWORK_PREFIX=$PREFIX BERTH_DEFAULT_BRIDGE_SUBNET=10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24 \
+  "$BERTH" -H "unix://$SOCK" --root "$WORK/berth" engine >"$WORK/engine.log" 2>&1 &
 ENGINE_PID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 export BERTH_HOST=unix://$SOCK
