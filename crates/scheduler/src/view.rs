@@ -130,6 +130,9 @@ pub struct InstanceSpec {
     pub used_udp_ports: Vec<u16>,
     /// The group (`service:web`, `family:batch`) of each running task on the instance.
     pub task_groups: Vec<String>,
+    /// Running tasks as (group, count): the same as repeating each group in `task_groups`,
+    /// without one string per task (what a control plane with thousands of tasks stores).
+    pub task_group_counts: Vec<(String, u32)>,
 }
 
 impl InstanceSpec {
@@ -154,6 +157,7 @@ impl InstanceSpec {
             used_tcp_ports: DEFAULT_RESERVED_PORTS.to_vec(),
             used_udp_ports: Vec::new(),
             task_groups: Vec::new(),
+            task_group_counts: Vec::new(),
         }
     }
 
@@ -298,11 +302,19 @@ impl ClusterView {
         attributes.sort_unstable();
         attributes.dedup_by_key(|(n, _)| *n);
         let mut tasks: Vec<(Sym, u32)> = Vec::new();
-        for g in &spec.task_groups {
+        let mut running: u32 = 0;
+        let counted = spec.task_groups.iter().map(|g| (g, 1)).chain(
+            spec.task_group_counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(g, n)| (g, *n)),
+        );
+        for (g, n) in counted {
             let g = self.strings.intern(g);
+            running = running.saturating_add(n);
             match tasks.iter_mut().find(|(s, _)| *s == g) {
-                Some((_, c)) => *c += 1,
-                None => tasks.push((g, 1)),
+                Some((_, c)) => *c = c.saturating_add(n),
+                None => tasks.push((g, n)),
             }
         }
         tasks.sort_unstable();
@@ -324,7 +336,7 @@ impl ClusterView {
             version: Version::parse(&spec.agent_version).unwrap_or_default(),
             registered: spec.registered,
             remaining: spec.remaining,
-            running_tasks: u32::try_from(spec.task_groups.len()).unwrap_or(u32::MAX),
+            running_tasks: running,
             status: spec.status,
             agent_connected: spec.agent_connected,
         };

@@ -51,6 +51,34 @@ fn spread_counts_existing_tasks_of_the_group_only() {
 }
 
 #[test]
+fn group_counts_place_as_repeated_groups_do() {
+    // The same cluster described per task and as (group, count): same placements.
+    let mut a = inst(0, "us-east-1a", 4096, 8000);
+    a.task_groups = vec!["service:web".into(); 4];
+    let mut b = inst(1, "us-east-1b", 4096, 8000);
+    b.task_groups = vec!["service:web".into(); 1];
+    b.task_groups.extend(vec!["service:other".into(); 3]);
+    let mut a2 = inst(0, "us-east-1a", 4096, 8000);
+    a2.task_group_counts = vec![("service:web".into(), 4)];
+    let mut b2 = inst(1, "us-east-1b", 4096, 8000);
+    b2.task_groups = vec!["service:web".into()];
+    b2.task_group_counts = vec![("service:other".into(), 3), ("service:none".into(), 0)];
+    let per_task = ClusterView::from_specs([a, b]);
+    let counted = ClusterView::from_specs([a2, b2]);
+    for strategy in [
+        vec![spread_zone()],
+        vec![PlacementStrategy::Spread(SpreadField::Instance)],
+    ] {
+        let mut req = request(task(10, 10), 3);
+        req.strategy = strategy;
+        assert_eq!(
+            chosen(&place(&per_task, &req, 7).unwrap()),
+            chosen(&place(&counted, &req, 7).unwrap())
+        );
+    }
+}
+
+#[test]
 fn spread_by_instance_balances_hosts() {
     let view = ClusterView::from_specs((0..3).map(|i| inst(i, "a", 4096, 8000)));
     let mut req = request(task(10, 10), 6);

@@ -103,12 +103,6 @@ fn status(s: &str) -> InstanceStatus {
 
 /// A stored instance as the scheduler sees it.
 pub fn instance_spec(r: &InstanceRecord) -> InstanceSpec {
-    let mut task_groups = Vec::new();
-    for (g, n) in &r.groups {
-        for _ in 0..*n {
-            task_groups.push(g.clone());
-        }
-    }
     InstanceSpec {
         arn: r.instance.container_instance_arn.clone(),
         ec2_instance_id: r.instance.ec2_instance_id.clone(),
@@ -137,7 +131,9 @@ pub fn instance_spec(r: &InstanceRecord) -> InstanceSpec {
         },
         used_tcp_ports: r.reserved_tcp.iter().chain(&r.used_tcp).copied().collect(),
         used_udp_ports: r.reserved_udp.iter().chain(&r.used_udp).copied().collect(),
-        task_groups,
+        task_groups: Vec::new(),
+        // Counts, not one entry per task: placement cost stays flat as tasks pile up.
+        task_group_counts: r.groups.iter().map(|(g, n)| (g.clone(), *n)).collect(),
     }
 }
 
