@@ -99,8 +99,12 @@ fn containers_on_a_user_network_talk_and_leave_nothing_behind() {
         "{{index .Options \"com.docker.network.bridge.name\"}}",
         "appnet",
     ]);
-    assert_eq!(links_with_prefix(&e.net_prefix), vec![bridge.clone()]);
-    assert!(netns_files(&e).is_empty());
+    // The veth goes on a background thread after rm (deleting one takes the kernel ~20 ms).
+    e.eventually(
+        Duration::from_secs(5),
+        "the container's veth and netns gone",
+        || links_with_prefix(&e.net_prefix) == vec![bridge.clone()] && netns_files(&e).is_empty(),
+    );
     assert_eq!(
         e.ok(&["network", "inspect", "-f", "{{len .Containers}}", "appnet"]),
         "0"
@@ -213,12 +217,18 @@ fn addresses_are_unique_and_survive_an_engine_restart() {
     for c in ["keep1", "keep2", "keep3", "gone", "fresh"] {
         e.ok(&["rm", "-f", c]);
     }
-    assert!(netns_files(&e).is_empty());
+    e.eventually(
+        Duration::from_secs(5),
+        "the containers' netns files gone",
+        || netns_files(&e).is_empty(),
+    );
     assert_eq!(
         e.ok(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]),
         "0"
     );
-    assert_eq!(links_with_prefix(&e.net_prefix).len(), 1, "only the bridge");
+    e.eventually(Duration::from_secs(5), "only the bridge left", || {
+        links_with_prefix(&e.net_prefix).len() == 1
+    });
 }
 
 #[test]
@@ -354,5 +364,7 @@ fn containers_find_each_other_by_name_on_a_user_network() {
     );
     e.ok(&["rm", "-f", "named-web"]);
     e.ok(&["network", "rm", "dnsnet", "othernet"]);
-    assert!(links_with_prefix(&e.net_prefix).is_empty());
+    e.eventually(Duration::from_secs(5), "no links left", || {
+        links_with_prefix(&e.net_prefix).is_empty()
+    });
 }
