@@ -2,6 +2,7 @@
 //! Requests deserialize (missing optional members are `None`); responses serialize, leaving
 //! out absent optional members. Timestamps are epoch seconds as floats.
 
+pub mod agent;
 pub mod clusters;
 pub mod common;
 pub mod instances;
@@ -9,6 +10,7 @@ pub mod tags;
 pub mod taskdefs;
 pub mod tasks;
 
+pub use agent::*;
 pub use clusters::*;
 pub use common::*;
 pub use instances::*;

@@ -263,7 +263,7 @@ pub struct ListTasksResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStateChange {
     pub container_name: Option<String>,
@@ -273,6 +273,12 @@ pub struct ContainerStateChange {
     pub network_bindings: Option<Vec<NetworkBinding>>,
     pub reason: Option<String>,
     pub status: Option<String>,
+    /// Berth extension: `HEALTHY`, `UNHEALTHY` or `UNKNOWN` (the container's health check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<String>,
+    /// Berth extension (awsvpc): `[{"attachmentId", "privateIpv4Address"}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<Vec<Value>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -288,6 +294,17 @@ pub struct SubmitTaskStateChangeRequest {
     pub pull_started_at: Option<f64>,
     pub pull_stopped_at: Option<f64>,
     pub execution_stopped_at: Option<f64>,
+    /// Berth extension: the task's stopCode when it stops (`EssentialContainerExited`,
+    /// `TaskFailedToStart`, `UserInitiated`); EssentialContainerExited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    /// Berth extension: the task's healthStatus (`HEALTHY`, `UNHEALTHY`, `UNKNOWN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<String>,
+    /// Berth extension (awsvpc): the task's attachments as DescribeTasks shows them
+    /// (`{"id", "type": "ElasticNetworkInterface", "status", "details": [{"name", "value"}]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_attachments: Option<Vec<Value>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -173,6 +173,7 @@ impl Core {
             network_bindings: req.network_bindings.clone(),
             reason: req.reason.clone(),
             status: req.status.clone(),
+            ..Default::default()
         };
         self.report(req.cluster.as_deref(), req.task.as_deref(), |t| {
             let name = ch.container_name.as_deref().unwrap_or("");
