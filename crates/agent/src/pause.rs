@@ -77,6 +77,8 @@ pub fn rootfs_tar() -> std::io::Result<Vec<u8>> {
         h.set_mode(0o755);
         h.set_size(0);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, dir, std::io::empty())?;
     }
     let mut h = tar::Header::new_gnu();
@@ -84,6 +86,8 @@ pub fn rootfs_tar() -> std::io::Result<Vec<u8>> {
     h.set_mode(0o755);
     h.set_size(PAUSE_ELF.len() as u64);
     h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
     b.append_data(&mut h, "pause", &PAUSE_ELF[..])?;
     b.into_inner()
 }

@@ -10,6 +10,7 @@
 //! (version, df, prune, events), [`parse`] (flag values), [`format`] (tables, sizes, times),
 //! [`template`] (`--format`), [`tarstream`] (upload bodies).
 
+mod agent;
 mod containers;
 mod format;
 mod images;
@@ -76,6 +77,8 @@ enum Command {
     Engine(EngineArgs),
     /// Run the ECS-compatible control plane.
     Server(server::ServerArgs),
+    /// Run the node agent: register this host with a control plane and run its tasks.
+    Agent(agent::AgentArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -260,7 +263,10 @@ fn main() {
         }
     };
 
-    let is_engine = matches!(cli.command, Command::Engine(_) | Command::Server(_));
+    let is_engine = matches!(
+        cli.command,
+        Command::Engine(_) | Command::Server(_) | Command::Agent(_)
+    );
     init_logging(if is_engine {
         &cli.log_level
     } else {
@@ -306,6 +312,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Server(a) = &cli.command {
         return server::serve(a.clone(), &cli.root).await;
     }
+    if let Command::Agent(a) = &cli.command {
+        return agent::run(a.clone(), &cli.host, &cli.root).await;
+    }
     if let Command::Engine(a) = &cli.command {
         berth_engine::run_daemon(berth_engine::DaemonOptions {
             host: cli.host.clone(),
@@ -322,7 +331,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let client = EngineClient::new(&cli.host)?;
     let c = &client;
     match cli.command {
-        Command::Engine(_) | Command::Version | Command::Server(_) => Ok(0),
+        Command::Engine(_) | Command::Version | Command::Server(_) | Command::Agent(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
