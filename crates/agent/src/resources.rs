@@ -82,7 +82,7 @@ pub fn attributes(user: &[(String, Option<String>)]) -> Vec<Attribute> {
     ];
     for minor in 17..=43 {
         out.push(Attribute::new(
-            &format!("com.amazonaws.ecs.capability.docker-remote-api.1.{minor}"),
+            format!("com.amazonaws.ecs.capability.docker-remote-api.1.{minor}"),
             None,
         ));
     }

@@ -55,15 +55,16 @@ pub(super) async fn run(
     }
     loop {
         r.step().await;
-        if r.view.status == TaskStatus::Stopped {
-            if r.cleanup_at.is_some_and(|t| t <= Instant::now()) {
-                r.cleanup().await;
-                if r.forgotten {
-                    return;
-                }
-                // Wait for the server's word (Forget) only to drop the view.
-                r.cleanup_at = None;
+        if r.view.status == TaskStatus::Stopped
+            && r.cleanup_at.is_some_and(|t| t <= Instant::now())
+        {
+            r.cleanup().await;
+            if r.forgotten {
+                r.drop_view();
+                return;
             }
+            // The view stays (a tombstone) until the server forgets the task.
+            r.cleanup_at = None;
         }
         let deadline = r
             .next_deadline()
@@ -861,13 +862,9 @@ impl Run {
             Msg::Engine(ev) => self.on_event(ev),
             Msg::Resync => self.resync().await,
             Msg::Forget => {
+                // Stop it if it still runs; clean up at the usual time, then end.
                 self.forgotten = true;
                 self.view.desired_stopped = true;
-                if self.view.status == TaskStatus::Stopped && self.cleanup_at.is_none() {
-                    // Already cleaned up.
-                } else if self.view.status == TaskStatus::Stopped {
-                    // Clean up at the usual time, then exit.
-                }
             }
         }
     }
@@ -892,11 +889,9 @@ impl Run {
             return;
         };
         match ev.action.as_str() {
-            "start" => {
-                if c.status != ContainerStatus::Stopped {
-                    c.status = ContainerStatus::Running;
-                    c.started_at.get_or_insert_with(Utc::now);
-                }
+            "start" if c.status != ContainerStatus::Stopped => {
+                c.status = ContainerStatus::Running;
+                c.started_at.get_or_insert_with(Utc::now);
             }
             "die" => {
                 c.status = ContainerStatus::Stopped;
@@ -911,25 +906,21 @@ impl Run {
             "oom" => {
                 c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
             }
-            "destroy" => {
-                if c.status != ContainerStatus::Stopped {
-                    c.status = ContainerStatus::Stopped;
-                    c.reason
-                        .get_or_insert_with(|| "the container was removed".into());
-                }
+            "destroy" if c.status != ContainerStatus::Stopped => {
+                c.status = ContainerStatus::Stopped;
+                c.reason
+                    .get_or_insert_with(|| "the container was removed".into());
             }
-            a if a.starts_with("health_status") => {
-                if c.health.is_some() {
-                    let s = a.rsplit(' ').next().unwrap_or_default();
-                    c.health = Some(
-                        match s {
-                            "healthy" => "HEALTHY",
-                            "unhealthy" => "UNHEALTHY",
-                            _ => "UNKNOWN",
-                        }
-                        .into(),
-                    );
-                }
+            a if a.starts_with("health_status") && c.health.is_some() => {
+                let s = a.rsplit(' ').next().unwrap_or_default();
+                c.health = Some(
+                    match s {
+                        "healthy" => "HEALTHY",
+                        "unhealthy" => "UNHEALTHY",
+                        _ => "UNKNOWN",
+                    }
+                    .into(),
+                );
             }
             _ => {}
         }
