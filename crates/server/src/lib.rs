@@ -41,6 +41,7 @@
 //! A task's phase (pending/running/stopped) changes only in `counts::transition`,
 //! which adjusts the cluster's and the instance's counts and releases the reservation.
 
+mod channel;
 mod core;
 mod counts;
 mod edge;
@@ -50,12 +51,13 @@ mod ids;
 mod keys;
 mod ops;
 mod placement;
+mod presence;
 mod records;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use berth_store::Store;
 
@@ -115,21 +117,35 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Address)?;
     let compaction = tokio::spawn(compactor(config.store.clone()));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let core = Arc::new(Core::new(config.store, config.account_id));
     let app = Arc::new(edge::App {
-        core: Core::new(config.store, config.account_id),
+        core: core.clone(),
         auth: config.auth,
         default_region: config.default_region,
         endpoint: format!("http://{addr}"),
+        shutdown: stopping,
     });
     let router = Router::new()
         .route("/", post(edge::handle))
+        .route(
+            "/v1/agent/watch",
+            get(edge::agent_watch).fallback(edge::fallback),
+        )
         .fallback(edge::fallback)
         .with_state(app);
     tracing::info!(%addr, "serving the ECS API");
+    let shutdown = async move {
+        shutdown.await;
+        // Open agent channels end, so the graceful shutdown does not wait for them.
+        let _ = stop.send(true);
+    };
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve);
+    // The agentConnected writes of the channels that just closed.
+    core.presence.drain().await;
     compaction.abort();
     // Wait for the compactor to be gone so the store can be reopened right after `run` returns.
     let _ = compaction.await;
