@@ -282,3 +282,78 @@ async fn task_assignment(
         task_definition,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Ctx;
+    use berth_api::shapes::{CreateClusterRequest, RegisterContainerInstanceRequest};
+
+    async fn core_with_instance() -> (Arc<Core>, String) {
+        let core = Arc::new(Core::new(
+            Arc::new(berth_store::MemoryStore::new()),
+            "123456789012".into(),
+        ));
+        let ctx = Ctx {
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        let req = CreateClusterRequest {
+            cluster_name: Some("c".into()),
+            ..Default::default()
+        };
+        core.create_cluster(&ctx, req).await.unwrap();
+        let req = RegisterContainerInstanceRequest {
+            cluster: Some("c".into()),
+            ..Default::default()
+        };
+        let r = core.register_container_instance(&ctx, req).await.unwrap();
+        (core, r.container_instance.container_instance_arn)
+    }
+
+    fn event(line: &Bytes) -> AgentEvent {
+        serde_json::from_slice(line.strip_suffix(b"\n").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn heartbeats_when_idle_and_ends_on_shutdown() {
+        let (core, instance) = core_with_instance().await;
+        let channel = open(&core, Some("c"), &instance).await.unwrap();
+        let (stop, stopping) = watch::channel(false);
+        let lines = channel.lines(Duration::from_millis(50), stopping);
+        let mut lines = std::pin::pin!(lines);
+        let Some(Ok(first)) = lines.next().await else {
+            panic!("no snapshot");
+        };
+        let AgentEvent::Snapshot { revision, tasks } = event(&first) else {
+            panic!("the first line is not the snapshot");
+        };
+        assert!(tasks.is_empty());
+        for _ in 0..2 {
+            let Some(Ok(line)) = lines.next().await else {
+                panic!("the channel ended");
+            };
+            assert_eq!(event(&line), AgentEvent::Heartbeat { revision });
+        }
+        assert!(line_ends(&line_text(&first)));
+        let _ = stop.send(true);
+        assert!(lines.next().await.is_none());
+    }
+
+    fn line_text(b: &Bytes) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    fn line_ends(s: &str) -> bool {
+        s.ends_with('\n') && s.matches('\n').count() == 1
+    }
+
+    #[tokio::test]
+    async fn an_unknown_instance_is_refused() {
+        let (core, _) = core_with_instance().await;
+        let e = open(&core, Some("c"), "0123").await.err().unwrap();
+        assert_eq!(e.code(), "InvalidParameterException");
+        let e = open(&core, Some("nope"), "0123").await.err().unwrap();
+        assert_eq!(e.code(), "ClusterNotFoundException");
+    }
+}
