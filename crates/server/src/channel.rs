@@ -187,7 +187,7 @@ impl Lines {
                 };
                 Ok(Some(AgentEvent::Task {
                     revision,
-                    assignment,
+                    assignment: Box::new(assignment),
                 }))
             }
             EventKind::Delete => {

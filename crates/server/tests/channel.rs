@@ -366,3 +366,70 @@ async fn shutdown_ends_open_channels() {
         .unwrap();
     assert_eq!(end, None);
 }
+
+/// The agent's client (berth-ecs-client) reads the channel: signed GET, ARNs in the query,
+/// NDJSON lines decoded into `AgentEvent`s.
+#[tokio::test]
+async fn the_ecs_client_reads_the_channel() {
+    use berth_api::shapes::AgentEvent;
+    use berth_ecs_client::{Credentials, EcsClient};
+    use futures_util::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, _) = berth_auth::CredentialStore::load_or_create(dir.path()).unwrap();
+    let client_creds = Credentials::from_shared_file(creds.path(), "default").unwrap();
+    let s = TestServer::with(
+        Arc::new(berth_store::MemoryStore::new()),
+        Auth::Enabled(Arc::new(creds)),
+    )
+    .await;
+    let client = EcsClient::new(&s.url, "us-east-1", Some(client_creds)).unwrap();
+    let _: Value = client
+        .call("CreateCluster", &json!({"clusterName": "c"}))
+        .await
+        .unwrap();
+    let r: Value = client
+        .call("RegisterContainerInstance", &json!({"cluster": "c"}))
+        .await
+        .unwrap();
+    let instance = r["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _: Value = client
+        .call(
+            "RegisterTaskDefinition",
+            &json!({"family": "tiny", "containerDefinitions": [
+                {"name": "app", "image": "busybox", "memory": 16}]}),
+        )
+        .await
+        .unwrap();
+    let mut events = client
+        .watch("arn:aws:ecs:us-east-1:123456789012:cluster/c", &instance)
+        .await
+        .unwrap();
+    let next = |e: Option<Result<AgentEvent, _>>| e.expect("the channel ended").unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+    assert!(
+        matches!(next(first.unwrap()), AgentEvent::Snapshot { ref tasks, .. } if tasks.is_empty())
+    );
+    let _: Value = client
+        .call(
+            "RunTask",
+            &json!({"cluster": "c", "taskDefinition": "tiny"}),
+        )
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+    let AgentEvent::Task { assignment, .. } = next(e.unwrap()) else {
+        panic!("not a task event");
+    };
+    assert_eq!(assignment.task_definition.family, "tiny");
+    assert_eq!(assignment.task.desired_status, "RUNNING");
+    let err = client.watch("c", "0123").await.err().unwrap();
+    assert!(
+        err.to_string().contains("InvalidParameterException"),
+        "{err}"
+    );
+    s.stop().await;
+}

@@ -10,8 +10,6 @@ use super::tasks::Task;
 use serde::{Deserialize, Serialize};
 
 /// One line of the agent channel.
-// Events are decoded one at a time and handled at once: boxing the large variant buys nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
