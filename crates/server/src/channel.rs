@@ -52,8 +52,8 @@ pub async fn open(
     instance: &str,
 ) -> Result<Channel, EcsError> {
     let cluster = cluster_name(cluster)?;
-    let id = container_instance_id(instance, &cluster)?;
     core.active_cluster(&cluster).await?;
+    let id = container_instance_id(instance, &cluster)?;
     let registered = match core
         .get::<InstanceRecord>(&keys::instance(&cluster, &id))
         .await?
