@@ -289,11 +289,9 @@ mod tests {
     use crate::core::Ctx;
     use berth_api::shapes::{CreateClusterRequest, RegisterContainerInstanceRequest};
 
-    async fn core_with_instance() -> (Arc<Core>, String) {
-        let core = Arc::new(Core::new(
-            Arc::new(berth_store::MemoryStore::new()),
-            "123456789012".into(),
-        ));
+    /// A core on `store` with cluster `c` and one instance (its ARN).
+    async fn core_with_instance(store: Arc<dyn berth_store::Store>) -> (Arc<Core>, String) {
+        let core = Arc::new(Core::new(store, "123456789012".into()));
         let ctx = Ctx {
             region: "us-east-1".into(),
             endpoint: "http://127.0.0.1:1".into(),
@@ -311,13 +309,17 @@ mod tests {
         (core, r.container_instance.container_instance_arn)
     }
 
+    fn memory() -> Arc<dyn berth_store::Store> {
+        Arc::new(berth_store::MemoryStore::new())
+    }
+
     fn event(line: &Bytes) -> AgentEvent {
         serde_json::from_slice(line.strip_suffix(b"\n").unwrap()).unwrap()
     }
 
     #[tokio::test]
     async fn heartbeats_when_idle_and_ends_on_shutdown() {
-        let (core, instance) = core_with_instance().await;
+        let (core, instance) = core_with_instance(memory()).await;
         let channel = open(&core, Some("c"), &instance).await.unwrap();
         let (stop, stopping) = watch::channel(false);
         let lines = channel.lines(Duration::from_millis(50), stopping);
@@ -335,22 +337,66 @@ mod tests {
             };
             assert_eq!(event(&line), AgentEvent::Heartbeat { revision });
         }
-        assert!(line_ends(&line_text(&first)));
+        // One JSON object per line.
+        assert_eq!(first.iter().filter(|b| **b == b'\n').count(), 1);
         let _ = stop.send(true);
         assert!(lines.next().await.is_none());
     }
 
-    fn line_text(b: &Bytes) -> String {
-        String::from_utf8(b.to_vec()).unwrap()
+    /// A store whose watches fail at once (as after a compaction).
+    struct FailingWatches(berth_store::MemoryStore);
+
+    #[async_trait::async_trait]
+    impl berth_store::Store for FailingWatches {
+        async fn txn(
+            &self,
+            txn: berth_store::Txn,
+        ) -> Result<berth_store::TxnResponse, berth_store::StoreError> {
+            self.0.txn(txn).await
+        }
+        async fn range(
+            &self,
+            request: RangeRequest,
+        ) -> Result<berth_store::RangeResponse, berth_store::StoreError> {
+            self.0.range(request).await
+        }
+        async fn watch(
+            &self,
+            _prefix: &str,
+            from_revision: i64,
+        ) -> Result<WatchStream, berth_store::StoreError> {
+            let e = berth_store::StoreError::Compacted {
+                requested: from_revision,
+                compacted: from_revision + 1,
+            };
+            Ok(Box::pin(futures_util::stream::iter([Err(e)])))
+        }
+        async fn revision(&self) -> Result<i64, berth_store::StoreError> {
+            self.0.revision().await
+        }
+        async fn compact(&self, revision: i64) -> Result<(), berth_store::StoreError> {
+            self.0.compact(revision).await
+        }
     }
 
-    fn line_ends(s: &str) -> bool {
-        s.ends_with('\n') && s.matches('\n').count() == 1
+    #[tokio::test]
+    async fn a_failed_watch_ends_the_channel_after_the_snapshot() {
+        let store = Arc::new(FailingWatches(berth_store::MemoryStore::new()));
+        let (core, arn) = core_with_instance(store).await;
+        let channel = open(&core, Some("c"), &arn).await.unwrap();
+        let (_stop, stopping) = watch::channel(false);
+        let lines = channel.lines(Duration::from_secs(60), stopping);
+        let mut lines = std::pin::pin!(lines);
+        let Some(Ok(first)) = lines.next().await else {
+            panic!("no snapshot");
+        };
+        assert!(matches!(event(&first), AgentEvent::Snapshot { .. }));
+        assert!(lines.next().await.is_none());
     }
 
     #[tokio::test]
     async fn an_unknown_instance_is_refused() {
-        let (core, _) = core_with_instance().await;
+        let (core, _) = core_with_instance(memory()).await;
         let e = open(&core, Some("c"), "0123").await.err().unwrap();
         assert_eq!(e.code(), "InvalidParameterException");
         let e = open(&core, Some("nope"), "0123").await.err().unwrap();
