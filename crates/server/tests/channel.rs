@@ -189,11 +189,19 @@ async fn channel_pushes_the_tasks_of_its_instance() {
         .await;
     let e = w.expect(5).await;
     assert_eq!(e["type"], "task");
-    assert_eq!(
-        e["assignment"]["task"]["taskArn"],
-        mine["tasks"][0]["taskArn"]
-    );
+    let mine = mine["tasks"][0]["taskArn"].clone();
+    assert_eq!(e["assignment"]["task"]["taskArn"], mine);
     assert_eq!(e["assignment"]["hostPorts"], json!([]));
+
+    // A forced deregistration stops the instance's tasks: removed.
+    s.ok(
+        "DeregisterContainerInstance",
+        json!({"cluster": "c", "containerInstance": instance, "force": true}),
+    )
+    .await;
+    let e = w.expect(5).await;
+    assert_eq!(e["type"], "removed", "{e}");
+    assert_eq!(e["taskArn"], mine);
     s.stop().await;
 }
 
@@ -201,13 +209,17 @@ async fn channel_pushes_the_tasks_of_its_instance() {
 async fn snapshot_lists_exactly_the_tasks_not_stopped() {
     let s = TestServer::start().await;
     let instance = setup(&s).await;
-    let arns = run(&s, "tiny", 4).await;
+    let arns = run(&s, "tiny", 5).await;
     report(&s, &arns[0], "RUNNING").await;
+    // Reported on, then stopped while no channel is open: listed with desiredStatus STOPPED.
+    report(&s, &arns[4], "RUNNING").await;
+    s.ok("StopTask", json!({"cluster": "c", "task": arns[4]}))
+        .await;
     report(&s, &arns[1], "STOPPED").await;
     // Stopped without ever being reported (no channel open): STOPPED at once.
     s.ok("StopTask", json!({"cluster": "c", "task": arns[2]}))
         .await;
-    let mut want = vec![arns[0].clone(), arns[3].clone()];
+    let mut want = vec![arns[0].clone(), arns[3].clone(), arns[4].clone()];
     want.sort();
 
     let (w, snapshot) = open(&s, &instance).await;
@@ -220,10 +232,19 @@ async fn snapshot_lists_exactly_the_tasks_not_stopped() {
         .unwrap();
     assert_eq!(a["task"]["lastStatus"], "RUNNING");
     assert_eq!(a["taskDefinition"]["family"], "tiny");
+    let stopping = snapshot["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["task"]["taskArn"] == json!(arns[4]))
+        .unwrap();
+    assert_eq!(stopping["task"]["desiredStatus"], "STOPPED");
+    assert_eq!(stopping["task"]["lastStatus"], "RUNNING");
     drop(w);
 
     // A reconnect gets a fresh snapshot with what changed meanwhile.
     report(&s, &arns[3], "STOPPED").await;
+    report(&s, &arns[4], "STOPPED").await;
     let (_w, snapshot) = open(&s, &instance).await;
     assert_eq!(snapshot_arns(&snapshot), vec![arns[0].clone()]);
     s.stop().await;
