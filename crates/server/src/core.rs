@@ -72,6 +72,8 @@ impl Slot {
 pub struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) account: String,
+    /// The agent channels open in this process.
+    pub(crate) presence: crate::presence::Presence,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
@@ -159,6 +161,7 @@ impl Core {
         Core {
             store,
             account,
+            presence: crate::presence::Presence::default(),
             locks: Mutex::new(HashMap::new()),
         }
     }

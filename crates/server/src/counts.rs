@@ -2,10 +2,46 @@
 //! through [`transition`], which adjusts the cluster's and the instance's task counts and
 //! releases the instance's reservation when the task stops; [`reserve`] takes it at placement.
 //! The caller writes the task, the instance and the cluster in one conditional transaction.
+//!
+//! A task only moves forward in ECS's lifecycle ([`LIFECYCLE`]): an out-of-order or repeated
+//! status is no transition at all.
 
 use berth_api::shapes::Cluster;
 
 use crate::records::{InstanceRecord, Phase, TaskRecord};
+
+/// ECS's task (and container) lifecycle, in order.
+pub const LIFECYCLE: &[&str] = &[
+    "PROVISIONING",
+    "PENDING",
+    "ACTIVATING",
+    "RUNNING",
+    "DEACTIVATING",
+    "STOPPING",
+    "DEPROVISIONING",
+    "STOPPED",
+];
+
+/// Where a status is in [`LIFECYCLE`] (`None`: not a lifecycle status).
+pub fn rank(status: &str) -> Option<usize> {
+    LIFECYCLE.iter().position(|s| *s == status)
+}
+
+/// Whether going from `from` to `to` moves forward in the lifecycle. A status outside the
+/// lifecycle is never a destination; as an origin it is before everything unless it is a
+/// stopped one (`DELETED`).
+pub fn advances(from: &str, to: &str) -> bool {
+    match (rank(from), rank(to)) {
+        (Some(a), Some(b)) => b > a,
+        (None, Some(_)) => Phase::of(from) != Phase::Stopped,
+        _ => false,
+    }
+}
+
+/// Whether `status` is DEACTIVATING or later: the task is on its way down.
+fn stopping(status: &str) -> bool {
+    rank(status) >= rank("DEACTIVATING")
+}
 
 fn group_of(t: &TaskRecord) -> String {
     t.task.group.clone().unwrap_or_default()
@@ -71,8 +107,10 @@ fn adjust(cluster: &mut Cluster, inst: Option<&mut InstanceRecord>, phase: Phase
     }
 }
 
-/// Moves the task to last status `status`, keeping counts and reservations exact. A STOPPED
-/// task never moves again. Returns whether anything changed.
+/// Moves the task to last status `status`, keeping counts and reservations exact, and stamps
+/// its times: `startedAt` and connectivity CONNECTED when it starts running, `stoppingAt` from
+/// DEACTIVATING on, `stoppedAt`/`executionStoppedAt` at STOPPED. A task only moves forward in
+/// [`LIFECYCLE`] (a STOPPED task never moves again). Returns whether anything changed.
 pub fn transition(
     t: &mut TaskRecord,
     status: &str,
@@ -82,7 +120,7 @@ pub fn transition(
 ) -> bool {
     let old = Phase::of(&t.task.last_status);
     let new = Phase::of(status);
-    if old == Phase::Stopped || t.task.last_status == status {
+    if !advances(&t.task.last_status, status) {
         return false;
     }
     if old != new {
@@ -94,6 +132,8 @@ pub fn transition(
     match new {
         Phase::Running if old == Phase::Pending => {
             t.task.started_at.get_or_insert(now);
+            t.task.connectivity = Some("CONNECTED".into());
+            t.task.connectivity_at.get_or_insert(now);
             for c in &mut t.task.containers {
                 if c.last_status == "PENDING" {
                     c.last_status = "RUNNING".into();
@@ -105,7 +145,6 @@ pub fn transition(
                 release(i, t);
             }
             t.task.desired_status = "STOPPED".into();
-            t.task.stopping_at.get_or_insert(now);
             t.task.execution_stopped_at.get_or_insert(now);
             t.task.stopped_at = Some(now);
             t.task.connectivity = Some("DISCONNECTED".into());
@@ -114,6 +153,9 @@ pub fn transition(
             }
         }
         _ => {}
+    }
+    if stopping(status) {
+        t.task.stopping_at.get_or_insert(now);
     }
     if let Some(i) = inst {
         i.sync();
@@ -191,6 +233,43 @@ mod tests {
         // A stopped task never comes back.
         assert!(!transition(&mut t, "RUNNING", &mut c, Some(&mut i), 4.0));
         assert_eq!(c.running_tasks_count, 0);
+    }
+
+    #[test]
+    fn the_lifecycle_never_goes_backwards() {
+        let mut i = inst();
+        let mut c = Cluster::default();
+        let mut t = task();
+        reserve(&mut i, &mut c, &t);
+        assert!(transition(&mut t, "ACTIVATING", &mut c, Some(&mut i), 1.0));
+        assert!(!transition(&mut t, "PENDING", &mut c, Some(&mut i), 2.0));
+        assert_eq!(t.task.last_status, "ACTIVATING");
+        assert!(transition(&mut t, "RUNNING", &mut c, Some(&mut i), 3.0));
+        assert_eq!(t.task.started_at, Some(3.0));
+        assert_eq!(t.task.connectivity.as_deref(), Some("CONNECTED"));
+        assert_eq!(t.task.connectivity_at, Some(3.0));
+        assert!(t.task.stopping_at.is_none());
+        assert!(!transition(&mut t, "ACTIVATING", &mut c, Some(&mut i), 4.0));
+        assert!(transition(&mut t, "STOPPING", &mut c, Some(&mut i), 5.0));
+        assert_eq!(t.task.stopping_at, Some(5.0));
+        assert!(!transition(&mut t, "RUNNING", &mut c, Some(&mut i), 6.0));
+        assert_eq!((c.pending_tasks_count, c.running_tasks_count), (0, 1));
+        assert!(transition(&mut t, "STOPPED", &mut c, Some(&mut i), 7.0));
+        assert_eq!(t.task.stopping_at, Some(5.0));
+        assert_eq!(t.task.stopped_at, Some(7.0));
+        assert_eq!((c.pending_tasks_count, c.running_tasks_count), (0, 0));
+        assert!(!transition(&mut t, "STOPPED", &mut c, Some(&mut i), 8.0));
+        assert!(!transition(&mut t, "BOGUS", &mut c, Some(&mut i), 8.0));
+        assert_eq!(t.task.stopped_at, Some(7.0));
+    }
+
+    #[test]
+    fn advances_in_order() {
+        assert!(advances("PENDING", "RUNNING"));
+        assert!(!advances("RUNNING", "RUNNING"));
+        assert!(!advances("STOPPED", "RUNNING"));
+        assert!(!advances("RUNNING", "NOPE"));
+        assert!(!advances("DELETED", "RUNNING"));
     }
 
     #[test]

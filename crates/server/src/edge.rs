@@ -1,6 +1,7 @@
 //! The API edge: AWS JSON 1.1 over HTTP. Parses the target and body into a typed request,
-//! authenticates, calls the core and renders the response or the ECS error. No business logic
-//! lives here.
+//! authenticates, calls the core and renders the response or the ECS error. Also the agent
+//! channel's HTTP side (`GET /v1/agent/watch`: authentication, query parameters, the streamed
+//! response; the channel itself is `crate::channel`). No business logic lives here.
 
 use std::sync::Arc;
 
@@ -16,11 +17,13 @@ use crate::Auth;
 
 /// What every request handler shares.
 pub struct App {
-    pub core: Core,
+    pub core: Arc<Core>,
     pub auth: Auth,
     pub default_region: String,
     /// `http://HOST:PORT` of the listener.
     pub endpoint: String,
+    /// Turns true when the server shuts down: open agent channels end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -38,39 +41,98 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             "cannot read the request body (limit {MAX_BODY} bytes): {e}"
         ))),
     };
-    let (status, body) = match result {
-        Ok(body) => (StatusCode::OK, body),
-        Err(e) => {
-            if let EcsError::Server(m) = &e {
-                tracing::error!(request_id, "request failed: {m}");
-            } else {
-                tracing::debug!(request_id, code = e.code(), "request rejected: {e}");
-            }
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, e.body())
+    match result {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, body).into_response();
+            let h = response.headers_mut();
+            h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+            set_request_id(&mut response, &request_id);
+            response
         }
-    };
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amzn-RequestId", v);
+        Err(e) => error_response(&e, &request_id),
     }
+}
+
+fn set_request_id(response: &mut Response, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-RequestId", v);
+    }
+}
+
+/// The ECS error response (`{"__type", "message"}`).
+fn error_response(e: &EcsError, request_id: &str) -> Response {
+    if let EcsError::Server(m) = e {
+        tracing::error!(request_id, "request failed: {m}");
+    } else {
+        tracing::debug!(request_id, code = e.code(), "request rejected: {e}");
+    }
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, e.body()).into_response();
     response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    set_request_id(&mut response, request_id);
+    response
+}
+
+/// The query parameters of `GET /v1/agent/watch`.
+#[derive(serde::Deserialize)]
+struct WatchQuery {
+    cluster: Option<String>,
+    #[serde(rename = "containerInstance")]
+    container_instance: Option<String>,
+}
+
+/// `GET /v1/agent/watch?cluster=..&containerInstance=..`: the agent channel, authenticated
+/// like `POST /`; errors before the stream starts are ECS errors.
+pub async fn agent_watch(State(app): State<Arc<App>>, request: Request) -> Response {
+    let request_id = crate::ids::uuid();
+    let (parts, body) = request.into_parts();
+    let channel = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => open_channel(&app, &parts, &body).await,
+        Err(e) => Err(EcsError::Serialization(format!(
+            "cannot read the request body (limit {MAX_BODY} bytes): {e}"
+        ))),
+    };
+    match channel {
+        Ok(channel) => {
+            let lines = channel.lines(crate::channel::HEARTBEAT, app.shutdown.clone());
+            let mut response = axum::body::Body::from_stream(lines).into_response();
+            let h = response.headers_mut();
+            h.insert(
+                "content-type",
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            h.insert("cache-control", HeaderValue::from_static("no-cache"));
+            set_request_id(&mut response, &request_id);
+            response
+        }
+        Err(e) => error_response(&e, &request_id),
+    }
+}
+
+async fn open_channel(
+    app: &App,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<crate::channel::Channel, EcsError> {
+    authenticate(&app.auth, parts, body)?;
+    let query = axum::extract::Query::<WatchQuery>::try_from_uri(&parts.uri)
+        .map_err(|e| EcsError::invalid(format!("invalid query string: {e}")))?
+        .0;
+    let instance = query
+        .container_instance
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| EcsError::invalid("missing required parameter `containerInstance`"))?;
+    crate::channel::open(&app.core, query.cluster.as_deref(), &instance).await
 }
 
 /// Any other method or path.
 pub async fn fallback() -> Response {
-    let e = EcsError::UnknownOperation("send POST / with an X-Amz-Target header".into());
-    let mut response = (StatusCode::BAD_REQUEST, e.body()).into_response();
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(v) = HeaderValue::from_str(&crate::ids::uuid()) {
-        response.headers_mut().insert("x-amzn-RequestId", v);
-    }
-    response
+    let e = EcsError::UnknownOperation(
+        "send POST / with an X-Amz-Target header (or GET /v1/agent/watch)".into(),
+    );
+    error_response(&e, &crate::ids::uuid())
 }
 
 /// Authenticates a request; returns the region of its credential scope (if any).

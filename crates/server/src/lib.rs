@@ -7,13 +7,20 @@
 //! - `edge`: AWS JSON 1.1 (`POST /`, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Op>`):
 //!   request id, authentication (SigV4 through [`berth_auth::verify`] before anything else
 //!   runs; the region of ARNs is the credential scope's), parsing into a typed request ([`berth_api::shapes`]),
-//!   rendering the response or the ECS error. No business logic.
+//!   rendering the response or the ECS error. Also `GET /v1/agent/watch`, the agent channel's
+//!   HTTP side (same authentication, query parameters, a streamed NDJSON response). No
+//!   business logic.
 //! - `core` + `ops/*`: handle one typed request against the store: `clusters`, `taskdefs`,
 //!   `instances`, `attributes`, `tasks` (RunTask/StartTask/StopTask/Describe/List), `agent`
-//!   (state changes from node agents), `tags`, `settings`.
-//! - `counts`: the only place task phases change, so counts stay exact; `placement`: the bridge
-//!   to the scheduler; `filter`: the cluster query language over stored instances;
-//!   `records`/`keys`: what is stored where; `ids`: random ids.
+//!   (state changes from node agents: idempotent, only forward in ECS's lifecycle), `tags`,
+//!   `settings`.
+//! - `channel`: the agent channel (docs/agent-protocol.md): a snapshot of the instance's
+//!   assignments at one revision, then a store watch from the next revision turned into
+//!   task/removed events, heartbeats when idle; `presence`: the channels open per instance in
+//!   this process and the instance's `agentConnected` kept in step with them.
+//! - `counts`: the only place task phases change, so counts stay exact, and the lifecycle
+//!   order; `placement`: the bridge to the scheduler; `filter`: the cluster query language over
+//!   stored instances; `records`/`keys`: what is stored where; `ids`: random ids.
 //!
 //! # Key layout (values are JSON)
 //! | key | value |
@@ -27,8 +34,15 @@
 //! | `idempotency/CLUSTER/TOKEN` | the task ids a RunTask clientToken created |
 //! | `settings/default/NAME`, `settings/principal/ARN/NAME` | account settings |
 //!
-//! A node agent watches `assignments/<its instance id>/` (a put: a new task or a new
-//! desiredStatus; a delete: the task is STOPPED); controllers watch `tasks/`, `clusters/`.
+//! A node agent watches `assignments/<its instance id>/` through the agent channel (a put: a
+//! new task or a new desiredStatus, sent as the task and its definition read again; a delete:
+//! the task is STOPPED); controllers watch `tasks/`, `clusters/`. StopTask of a task no agent
+//! reported on stops it at once unless a channel of its instance is open here; then it only
+//! puts the new desiredStatus and the agent's STOPPED report finishes it.
+//!
+//! `agentConnected` of an instance is true while a channel of it is open in this server
+//! (RegisterContainerInstance sets it too) and is written false when the last one closes;
+//! with several servers sharing a store each one only knows its own channels.
 //! Nothing is loaded at start: every request reads the keys it needs (DescribeTasks is one
 //! multi-get), so start-up time does not depend on the number of tasks.
 //!
@@ -41,6 +55,7 @@
 //! A task's phase (pending/running/stopped) changes only in `counts::transition`,
 //! which adjusts the cluster's and the instance's counts and releases the reservation.
 
+mod channel;
 mod core;
 mod counts;
 mod edge;
@@ -50,12 +65,13 @@ mod ids;
 mod keys;
 mod ops;
 mod placement;
+mod presence;
 mod records;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use berth_store::Store;
 
@@ -115,21 +131,35 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Address)?;
     let compaction = tokio::spawn(compactor(config.store.clone()));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let core = Arc::new(Core::new(config.store, config.account_id));
     let app = Arc::new(edge::App {
-        core: Core::new(config.store, config.account_id),
+        core: core.clone(),
         auth: config.auth,
         default_region: config.default_region,
         endpoint: format!("http://{addr}"),
+        shutdown: stopping,
     });
     let router = Router::new()
         .route("/", post(edge::handle))
+        .route(
+            "/v1/agent/watch",
+            get(edge::agent_watch).fallback(edge::fallback),
+        )
         .fallback(edge::fallback)
         .with_state(app);
     tracing::info!(%addr, "serving the ECS API");
+    let shutdown = async move {
+        shutdown.await;
+        // Open agent channels end, so the graceful shutdown does not wait for them.
+        let _ = stop.send(true);
+    };
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve);
+    // The agentConnected writes of the channels that just closed.
+    core.presence.drain().await;
     compaction.abort();
     // Wait for the compactor to be gone so the store can be reopened right after `run` returns.
     let _ = compaction.await;

@@ -201,8 +201,9 @@ impl Core {
                 attributes: None,
                 availability_zone: az,
                 cluster_arn: cluster.cluster_arn.clone(),
-                connectivity: Some("CONNECTED".into()),
-                connectivity_at: Some(at),
+                // Set when the task starts running (counts::transition).
+                connectivity: None,
+                connectivity_at: None,
                 container_instance_arn: Some(inst.instance.container_instance_arn.clone()),
                 containers,
                 cpu: Some(res.cpu.to_string()),
@@ -591,8 +592,14 @@ impl Core {
             t.task.version += 1;
             let mut batch = Batch::new();
             let akey = t.instance_id.as_deref().map(|i| keys::assignment(i, &id));
-            if !t.reported {
-                // No agent ever reported on the task: nothing runs, so it stops now.
+            let agent_listening = t
+                .instance_id
+                .as_deref()
+                .is_some_and(|i| self.presence.open_channels(i) > 0);
+            if !t.reported && !agent_listening {
+                // No agent ever reported on the task and none is listening for it: nothing
+                // runs, so it stops now. Otherwise the agent gets the new desiredStatus from
+                // the assignment and reports STOPPED once the task's containers are down.
                 let ikey = t
                     .instance_id
                     .as_deref()

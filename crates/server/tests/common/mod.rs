@@ -148,6 +148,21 @@ impl TestServer {
         }
     }
 
+    /// `http://HOST:PORT` without the scheme.
+    pub fn authority(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// Opens the agent channel (`GET /v1/agent/watch?QUERY`) on its own connection.
+    pub async fn watch(&self, query: &str) -> Watch {
+        Watch::open(self.authority(), "GET", query, None).await
+    }
+
+    /// Opens the agent channel with a SigV4-signed request.
+    pub async fn watch_signed(&self, query: &str, key: &str, secret: &str, region: &str) -> Watch {
+        Watch::open(self.authority(), "GET", query, Some((key, secret, region))).await
+    }
+
     /// Calls an ECS operation.
     pub async fn call(&self, op: &str, body: Value) -> Reply {
         let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
@@ -174,5 +189,141 @@ impl TestServer {
         assert_eq!(r.status, if code == "ServerException" { 500 } else { 400 });
         assert!(r.body["message"].is_string());
         r
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn enc(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An agent channel (or the error that refused it) on a connection of its own; dropping it
+/// closes the connection.
+pub struct Watch {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    body: Option<hyper::body::Incoming>,
+    buf: Vec<u8>,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl Watch {
+    pub async fn open(
+        authority: &str,
+        method: &str,
+        query: &str,
+        sign: Option<(&str, &str, &str)>,
+    ) -> Watch {
+        let stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let uri = format!("http://{authority}/v1/agent/watch?{query}");
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("/v1/agent/watch?{query}"))
+            .header("host", authority)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if let Some((key, secret, region)) = sign {
+            use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+            use aws_sigv4::sign::v4;
+            let identity =
+                aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
+            let params = v4::SigningParams::builder()
+                .identity(&identity)
+                .region(region)
+                .name("ecs")
+                .time(std::time::SystemTime::now())
+                .settings(SigningSettings::default())
+                .build()
+                .unwrap()
+                .into();
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let signable = SignableRequest::new(
+                method,
+                &uri,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                SignableBody::Bytes(b""),
+            )
+            .unwrap();
+            let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+            instructions.apply_to_request_http1x(&mut req);
+        }
+        let resp = sender.send_request(req).await.unwrap();
+        Watch {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: Some(resp.into_body()),
+            buf: Vec::new(),
+            conn,
+        }
+    }
+
+    /// The next line as JSON; `None` once the channel ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line[..pos]).unwrap());
+            }
+            let body = self.body.as_mut()?;
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                _ => {
+                    self.body = None;
+                    assert!(self.buf.is_empty(), "the channel ended mid-line");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The next line, which must come within `secs` seconds.
+    pub async fn expect(&mut self, secs: u64) -> Value {
+        tokio::time::timeout(std::time::Duration::from_secs(secs), self.next())
+            .await
+            .expect("no event in time")
+            .expect("the channel ended")
+    }
+
+    /// The whole body as JSON (an error response).
+    pub async fn error(mut self) -> Value {
+        let body = self.body.take().unwrap();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    pub async fn code(self) -> String {
+        self.error().await["__type"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 }
