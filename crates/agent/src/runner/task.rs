@@ -53,10 +53,10 @@ pub(super) async fn run(
     if !r.view.desired_stopped && r.stop_cause.is_none() {
         r.create().await;
     }
+    let mut closed = false;
     loop {
         r.step().await;
-        if r.view.status == TaskStatus::Stopped
-            && r.cleanup_at.is_some_and(|t| t <= Instant::now())
+        if r.view.status == TaskStatus::Stopped && r.cleanup_at.is_some_and(|t| t <= Instant::now())
         {
             r.cleanup().await;
             if r.forgotten {
@@ -70,8 +70,14 @@ pub(super) async fn run(
             .next_deadline()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            msg = rx.recv() => match msg {
-                None => return,
+            msg = rx.recv(), if !closed => match msg {
+                // The runner forgot the task (its handle is gone): no more messages, but
+                // the stop and the cleanup still run to the end.
+                None => {
+                    closed = true;
+                    r.forgotten = true;
+                    r.view.desired_stopped = true;
+                }
                 Some(m) => {
                     r.handle(m).await;
                     // Take every queued message before acting.
