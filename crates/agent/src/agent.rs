@@ -132,9 +132,13 @@ pub async fn run(
     let reporter = Reporter::new(Arc::new(EcsSink {
         client: client.clone(),
     }));
+    let mut runner_config = config.runner.clone();
+    runner_config
+        .cluster
+        .get_or_insert_with(|| config.cluster.clone());
     let runner = Runner::new(
         engine.clone(),
-        config.runner.clone(),
+        runner_config,
         reporter,
         Some(metadata.clone()),
     )

@@ -85,6 +85,7 @@ fn config() -> RunnerConfig {
         task_cleanup_wait: Duration::from_secs(60),
         task_network: "berth-task".into(),
         task_network_subnet: Some(common::free_subnet()),
+        cluster: None,
     }
 }
 

@@ -45,6 +45,9 @@ pub struct RunnerConfig {
     pub task_network: String,
     /// Its subnet when the agent creates it (the engine picks one when None).
     pub task_network_subnet: Option<String>,
+    /// The cluster this runner serves: [`Runner::reconcile`] only stops unknown containers
+    /// labelled with it (None: any task container of the engine).
+    pub cluster: Option<String>,
 }
 
 impl Default for RunnerConfig {
@@ -53,6 +56,7 @@ impl Default for RunnerConfig {
             task_cleanup_wait: Duration::from_secs(600),
             task_network: "berth-task".into(),
             task_network_subnet: None,
+            cluster: None,
         }
     }
 }
@@ -279,8 +283,10 @@ impl Runner {
             return;
         };
         let known: HashSet<String> = self.task_arns().into_iter().collect();
+        let cluster = self.sh.config.cluster.clone();
         let orphans: Vec<_> = existing
             .into_iter()
+            .filter(|c| cluster.is_none() || c.labels.get(spec::LABEL_CLUSTER) == cluster.as_ref())
             .filter(|c| {
                 c.labels
                     .get(spec::LABEL_TASK_ARN)
