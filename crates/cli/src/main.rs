@@ -24,6 +24,7 @@ mod stats;
 mod system;
 mod tarstream;
 mod template;
+mod up;
 mod volumes;
 
 use std::ffi::OsString;
@@ -79,6 +80,9 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the node agent: register this host with a control plane and run its tasks.
     Agent(agent::AgentArgs),
+    /// Run the control plane, one node agent (cluster `default`) and the engine in one
+    /// process: the embedded default.
+    Up(up::UpArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -265,7 +269,7 @@ fn main() {
 
     let is_engine = matches!(
         cli.command,
-        Command::Engine(_) | Command::Server(_) | Command::Agent(_)
+        Command::Engine(_) | Command::Server(_) | Command::Agent(_) | Command::Up(_)
     );
     init_logging(if is_engine {
         &cli.log_level
@@ -315,6 +319,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Agent(a) = &cli.command {
         return agent::run(a.clone(), &cli.host, &cli.root).await;
     }
+    if let Command::Up(a) = &cli.command {
+        return up::up(a.clone(), &cli.host, &cli.root).await;
+    }
     if let Command::Engine(a) = &cli.command {
         berth_engine::run_daemon(berth_engine::DaemonOptions {
             host: cli.host.clone(),
@@ -331,7 +338,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let client = EngineClient::new(&cli.host)?;
     let c = &client;
     match cli.command {
-        Command::Engine(_) | Command::Version | Command::Server(_) | Command::Agent(_) => Ok(0),
+        Command::Engine(_)
+        | Command::Version
+        | Command::Server(_)
+        | Command::Agent(_)
+        | Command::Up(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
