@@ -182,10 +182,47 @@ fn run_task_runs_on_the_agent_survives_an_agent_kill_and_stops() {
             .as_str()
             .unwrap()
             .to_string();
+        // A second task on a warm host (bridge up, metadata listener bound).
+        let t1 = Instant::now();
+        let run2 = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "svc:1"}),
+        )
+        .await;
+        let arn2 = run2["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn2, "RUNNING", Duration::from_secs(20)).await;
+        eprintln!(
+            "warm RunTask -> RUNNING (DescribeTasks): {:?}",
+            t1.elapsed()
+        );
+        for l in std::fs::read_to_string(agent_root.join("agent.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("elapsed"))
+        {
+            eprintln!("  {l}");
+        }
+        call(&c, "StopTask", json!({"cluster": "c1", "task": arn2})).await;
+        wait_status(&c, &arn2, "STOPPED", Duration::from_secs(20)).await;
+        let engine = EngineClient::new(&e.host()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine
+            .list_containers(true, &Default::default())
+            .await
+            .unwrap()
+            .len()
+            > 1
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the second task was never cleaned up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
 
         // SIGKILL the agent: the task keeps running; a new agent adopts it.
         drop(agent_proc.take());
-        let engine = EngineClient::new(&e.host()).unwrap();
         let ins = engine.inspect_container(&id).await.unwrap();
         assert!(ins.state.running);
         agent_proc = Some(agent(&e, &agent_root, &url, &creds));

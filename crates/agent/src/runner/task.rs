@@ -41,6 +41,8 @@ struct Run {
     cleanup_at: Option<Instant>,
     forgotten: bool,
     last_report: Option<serde_json::Value>,
+    /// When the actor began (timing logs).
+    born: Instant,
 }
 
 pub(super) async fn run(
@@ -164,6 +166,7 @@ impl Run {
             cleanup_at: None,
             forgotten: false,
             last_report: None,
+            born: Instant::now(),
         }
     }
 
@@ -344,6 +347,7 @@ impl Run {
         images.dedup();
         let found = join_all(images.iter().map(|i| self.sh.engine.inspect_image(i))).await;
         self.view.pull_stopped_at = Some(epoch(Utc::now()));
+        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "images checked");
         let mut ids = HashMap::new();
         for (img, res) in images.iter().zip(found) {
             match res {
@@ -447,6 +451,7 @@ impl Run {
         if let Some(reason) = failure {
             return self.fail(Some(STOP_CODE_FAILED), reason);
         }
+        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "containers created");
         self.view.status = TaskStatus::Activating;
         self.publish();
     }
@@ -545,6 +550,7 @@ impl Run {
             .all(|c| c.status == ContainerStatus::Running);
         if !self.stopping && essentials_running && self.view.status < TaskStatus::Running {
             self.view.status = TaskStatus::Running;
+            tracing::debug!(task = %self.view.arn(), elapsed = ?self.born.elapsed(), "running");
         }
         self.publish();
     }
