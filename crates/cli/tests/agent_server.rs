@@ -27,10 +27,14 @@ impl Drop for Proc {
 
 /// Starts `berth server` on an ephemeral port; returns it, its URL and credentials file.
 fn server(root: &std::path::Path) -> (Proc, String, PathBuf) {
+    server_on(root, "127.0.0.1:0")
+}
+
+fn server_on(root: &std::path::Path, listen: &str) -> (Proc, String, PathBuf) {
     let mut child = Command::new(BERTH)
         .args(["--root"])
         .arg(root)
-        .args(["server", "--listen", "127.0.0.1:0"])
+        .args(["server", "--listen", listen])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -276,4 +280,74 @@ fn run_task_runs_on_the_agent_survives_an_agent_kill_and_stops() {
     });
     drop(rt);
     drop(agent_proc);
+}
+
+#[test]
+fn the_agent_reconnects_after_a_server_restart_and_reports_what_happened_meanwhile() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let server_root = e.root.join("server-root");
+    let agent_root = e.root.join("agent-root");
+    std::fs::create_dir_all(&agent_root).unwrap();
+    let (server_proc, url, creds) = server(&server_root);
+    let mut server_proc = Some(server_proc);
+    let _agent = agent(&e, &agent_root, &url, &creds);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let credentials = Credentials::from_shared_file(&creds, "default").unwrap();
+        let c = EcsClient::new(&url, "us-east-1", Some(credentials)).unwrap();
+        call(&c, "CreateCluster", json!({"clusterName": "c1"})).await;
+        call(
+            &c,
+            "RegisterTaskDefinition",
+            json!({"family": "short", "containerDefinitions": [
+                {"name": "app", "image": "bb", "memory": 32, "command": ["sh", "-c", "sleep 3; exit 5"]}
+            ]}),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = call(&c, "ListContainerInstances", json!({"cluster": "c1"})).await;
+            if l["containerInstanceArns"][0].is_string() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the agent never registered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let run = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "short:1"}),
+        )
+        .await;
+        let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn, "RUNNING", Duration::from_secs(20)).await;
+
+        // The server dies (SIGKILL); the task exits while it is down; the server comes back
+        // on the same address and store.
+        drop(server_proc.take());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let listen = url.trim_start_matches("http://").to_string();
+        let (p, _, _) = server_on(&server_root, &listen);
+        server_proc = Some(p);
+
+        let t = wait_status(&c, &arn, "STOPPED", Duration::from_secs(30)).await;
+        assert_eq!(t["containers"][0]["exitCode"], 5, "{t:#}");
+        assert_eq!(t["stopCode"], "EssentialContainerExited");
+        let l = call(&c, "ListTasks", json!({"cluster": "c1"})).await;
+        assert_eq!(l["taskArns"].as_array().map(Vec::len), Some(0), "{l}");
+        let s = call(
+            &c,
+            "ListTasks",
+            json!({"cluster": "c1", "desiredStatus": "STOPPED"}),
+        )
+        .await;
+        assert_eq!(s["taskArns"].as_array().map(Vec::len), Some(1), "{s}");
+    });
+    drop(rt);
+    drop(server_proc);
 }
