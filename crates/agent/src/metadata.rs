@@ -390,10 +390,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn view(eni: Option<Eni>) -> TaskView {
-        let mut td: berth_api::shapes::taskdefs::TaskDefinition = Default::default();
-        td.family = "fam".into();
-        td.revision = 4;
-        td.cpu = Some("512".into());
+        let td = berth_api::shapes::taskdefs::TaskDefinition {
+            family: "fam".into(),
+            revision: 4,
+            cpu: Some("512".into()),
+            ..Default::default()
+        };
         TaskView {
             assignment: Arc::new(TaskAssignment {
                 cluster: "c1".into(),
