@@ -43,7 +43,12 @@ struct Run {
     last_report: Option<serde_json::Value>,
     /// When the actor began (timing logs).
     born: Instant,
+    /// When to re-read the containers anyway (the engine drops events for slow subscribers).
+    next_resync: Instant,
 }
+
+/// How often a live task's containers are re-read as a safety net for missed events.
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 pub(super) async fn run(
     sh: Arc<Shared>,
@@ -57,6 +62,14 @@ pub(super) async fn run(
     }
     let mut closed = false;
     loop {
+        // Messages that queued up meanwhile (a StopTask during creation) come first.
+        while let Ok(m) = rx.try_recv() {
+            r.handle(m).await;
+        }
+        if r.view.status != TaskStatus::Stopped && r.next_resync <= Instant::now() {
+            r.resync().await;
+            r.next_resync = Instant::now() + RESYNC_EVERY;
+        }
         r.step().await;
         if r.view.status == TaskStatus::Stopped && r.cleanup_at.is_some_and(|t| t <= Instant::now())
         {
@@ -167,6 +180,7 @@ impl Run {
             forgotten: false,
             last_report: None,
             born: Instant::now(),
+            next_resync: Instant::now() + RESYNC_EVERY,
         }
     }
 
@@ -727,6 +741,9 @@ impl Run {
 
     fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.cleanup_at;
+        if self.view.status != TaskStatus::Stopped {
+            next = Some(next.map_or(self.next_resync, |n| n.min(self.next_resync)));
+        }
         for i in 0..self.view.containers.len() {
             if self.view.containers[i].status != ContainerStatus::Created {
                 continue;
