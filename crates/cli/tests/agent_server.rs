@@ -351,3 +351,113 @@ fn the_agent_reconnects_after_a_server_restart_and_reports_what_happened_meanwhi
     drop(rt);
     drop(server_proc);
 }
+
+/// Removes what an in-process engine under `root` made (containers, mounts, cgroups, links).
+struct InProcessCleanup {
+    root: PathBuf,
+    prefix: String,
+}
+
+impl Drop for InProcessCleanup {
+    fn drop(&mut self) {
+        common::cleanup_root(&self.root);
+        common::cleanup_network(&self.prefix);
+    }
+}
+
+#[test]
+fn the_agent_starts_an_engine_in_process_when_none_answers() {
+    let root = std::env::temp_dir().join(format!(
+        "berth-test-agent-inproc-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().subsec_nanos()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let prefix = format!("bt{:04x}", (std::process::id() ^ 0x5a5a) & 0xffff);
+    let _cleanup = InProcessCleanup {
+        root: root.clone(),
+        prefix: prefix.clone(),
+    };
+    let host = format!("unix://{}/engine.sock", root.display());
+    let (_server, url, creds) = server(&root.join("server-root"));
+    let log = std::fs::File::create(root.join("agent.log")).unwrap();
+    let agent_child = Command::new(BERTH)
+        .args(["-H", &host, "--root"])
+        .arg(root.join("data"))
+        .args([
+            "agent",
+            "--server",
+            &url,
+            "--cluster",
+            "c1",
+            "--credentials-file",
+        ])
+        .arg(&creds)
+        .env("BERTH_NETWORK_PREFIX", &prefix)
+        .env("BERTH_DEFAULT_BRIDGE_SUBNET", common::free_subnet())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut agent_proc = Some(Proc(agent_child));
+    // The engine socket appears; import busybox through it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(root.join("engine.sock")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no in-process engine: {}",
+            std::fs::read_to_string(root.join("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rootfs = root.join("rootfs");
+    common::busybox_rootfs(&rootfs);
+    let out = Command::new(BERTH)
+        .args(["-H", &host, "image", "import"])
+        .arg(&rootfs)
+        .args(["--tag", "bb"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let credentials = Credentials::from_shared_file(&creds, "default").unwrap();
+        let c = EcsClient::new(&url, "us-east-1", Some(credentials)).unwrap();
+        call(&c, "CreateCluster", json!({"clusterName": "c1"})).await;
+        call(
+            &c,
+            "RegisterTaskDefinition",
+            json!({"family": "inproc", "containerDefinitions": [
+                {"name": "app", "image": "bb", "memory": 32, "stopTimeout": 1,
+                 "command": ["sleep", "300"]}
+            ]}),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = call(&c, "ListContainerInstances", json!({"cluster": "c1"})).await;
+            if l["containerInstanceArns"][0].is_string() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the agent never registered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let run = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "inproc:1"}),
+        )
+        .await;
+        let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn, "RUNNING", Duration::from_secs(20)).await;
+        call(&c, "StopTask", json!({"cluster": "c1", "task": arn})).await;
+        wait_status(&c, &arn, "STOPPED", Duration::from_secs(20)).await;
+    });
+    drop(rt);
+    drop(agent_proc.take());
+}
