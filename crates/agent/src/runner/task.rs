@@ -71,6 +71,15 @@ pub(super) async fn run(
             r.next_resync = Instant::now() + RESYNC_EVERY;
         }
         r.step().await;
+        if r.view.status == TaskStatus::Stopped
+            && r.cleanup_at.is_some_and(|t| t <= Instant::now())
+            && !r.forgotten
+            && !r.sh.reporter.stopped_acknowledged(r.view.arn())
+        {
+            // Keep the containers until the server knows the task stopped: an agent restarted
+            // meanwhile must find them (and report them) rather than start the task again.
+            r.cleanup_at = Some(Instant::now() + Duration::from_secs(5));
+        }
         if r.view.status == TaskStatus::Stopped && r.cleanup_at.is_some_and(|t| t <= Instant::now())
         {
             r.cleanup().await;
