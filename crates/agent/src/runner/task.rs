@@ -772,6 +772,11 @@ impl Run {
             self.view.stop_code = code.map(str::to_string);
             self.view.stopped_reason = Some(reason);
         }
+        // ECS's order: DEACTIVATING (nothing to detach here), then STOPPING.
+        if self.view.status < TaskStatus::Deactivating {
+            self.view.status = TaskStatus::Deactivating;
+            self.publish();
+        }
         self.view.status = TaskStatus::Stopping;
         self.publish();
         let order = if self.deps.len() == self.view.containers.len() {
