@@ -163,6 +163,27 @@ pub async fn run(
                         arn = Some(a.clone());
                         a
                     }
+                    Err(e) if e.code() == Some("ClusterNotFoundException") => {
+                        // As the ECS agent: the `default` cluster is created on demand; any
+                        // other may be created later, so keep trying.
+                        if config.cluster == "default" {
+                            let _ = client
+                                .call::<_, serde_json::Value>(
+                                    "CreateCluster",
+                                    &serde_json::json!({"clusterName": "default"}),
+                                )
+                                .await;
+                        } else {
+                            tracing::warn!(
+                                "cluster {} does not exist (yet); create it with `aws ecs create-cluster`",
+                                config.cluster
+                            );
+                        }
+                        if wait(&mut shutdown, backoff.next()).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                     Err(e) if e.is_retryable() => {
                         tracing::warn!("cannot register yet: {e}");
                         if wait(&mut shutdown, backoff.next()).await {

@@ -379,3 +379,141 @@ pub fn docker_stats(s: &ContainerStats, prev: Option<&ContainerStats>) -> Value 
         "memory_stats": {"usage": s.memory_usage, "limit": s.memory_limit, "stats": {}}
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::spec::NetMode;
+    use crate::runner::state::{ContainerStatus, Eni, TaskStatus};
+    use berth_api::shapes::agent::TaskAssignment;
+    use berth_api::shapes::tasks::{NetworkBinding, Task};
+    use std::collections::BTreeMap;
+
+    fn view(eni: Option<Eni>) -> TaskView {
+        let td = berth_api::shapes::taskdefs::TaskDefinition {
+            family: "fam".into(),
+            revision: 4,
+            cpu: Some("512".into()),
+            ..Default::default()
+        };
+        TaskView {
+            assignment: Arc::new(TaskAssignment {
+                cluster: "c1".into(),
+                task: Task {
+                    task_arn: "arn:aws:ecs:r:1:task/c1/abc".into(),
+                    ..Task::default()
+                },
+                task_definition: td,
+                host_ports: vec![],
+            }),
+            status: TaskStatus::Running,
+            desired_stopped: false,
+            containers: vec![ContainerView {
+                name: "web".into(),
+                essential: true,
+                engine_name: "ecs-fam-4-web-abc".into(),
+                image: "bb".into(),
+                image_id: Some("sha256:1".into()),
+                runtime_id: Some("id1".into()),
+                status: ContainerStatus::Running,
+                exit_code: None,
+                reason: None,
+                network_bindings: vec![NetworkBinding {
+                    bind_ip: Some("0.0.0.0".into()),
+                    container_port: Some(80),
+                    host_port: Some(8080),
+                    protocol: Some("tcp".into()),
+                    ..Default::default()
+                }],
+                health: Some("HEALTHY".into()),
+                created_at: None,
+                started_at: Some(chrono::Utc::now()),
+                finished_at: None,
+                token: "tok".into(),
+                labels: BTreeMap::from([
+                    ("a".to_string(), "b".to_string()),
+                    (
+                        crate::runner::spec::LABEL_METADATA_TOKEN.to_string(),
+                        "tok".to_string(),
+                    ),
+                ]),
+                cpu: Some(128),
+                memory: Some(64),
+            }],
+            stop_code: None,
+            stopped_reason: None,
+            pull_started_at: Some(1.5),
+            pull_stopped_at: Some(2.0),
+            execution_stopped_at: None,
+            net: if eni.is_some() {
+                NetMode::Awsvpc
+            } else {
+                NetMode::Bridge
+            },
+            eni,
+            pause_id: None,
+        }
+    }
+
+    #[test]
+    fn v4_json_uses_the_documented_names() {
+        let v = view(None);
+        let c = container_json(&v, &v.containers[0]);
+        assert_eq!(c["DockerId"], "id1");
+        assert_eq!(c["DockerName"], "ecs-fam-4-web-abc");
+        assert_eq!(c["KnownStatus"], "RUNNING");
+        assert_eq!(c["Limits"]["Memory"], 64);
+        assert_eq!(c["Ports"][0]["HostPort"], 8080);
+        assert_eq!(c["Health"]["status"], "HEALTHY");
+        assert_eq!(c["Networks"][0]["NetworkMode"], "bridge");
+        assert!(c["Labels"]
+            .get(crate::runner::spec::LABEL_METADATA_TOKEN)
+            .is_none());
+        let t = task_json(&v);
+        assert_eq!(t["Cluster"], "c1");
+        assert_eq!(t["Revision"], "4");
+        assert_eq!(t["Limits"]["CPU"], 0.5);
+        assert_eq!(t["PullStartedAt"], "1970-01-01T00:00:01.500000000Z");
+        assert_eq!(t["LaunchType"], "EC2");
+        assert_eq!(t["Containers"][0]["Name"], "web");
+
+        let v = view(Some(Eni {
+            attachment_id: "att".into(),
+            ip: "10.1.2.3".into(),
+            prefix_len: 24,
+            mac: "02:42:0a:01:02:03".into(),
+            gateway: "10.1.2.1".into(),
+            subnet: "10.1.2.0/24".into(),
+        }));
+        let c = container_json(&v, &v.containers[0]);
+        assert_eq!(c["Networks"][0]["NetworkMode"], "awsvpc");
+        assert_eq!(c["Networks"][0]["IPv4Addresses"][0], "10.1.2.3");
+        assert_eq!(c["Networks"][0]["IPv4SubnetCIDRBlock"], "10.1.2.0/24");
+    }
+
+    #[test]
+    fn stats_follow_docker() {
+        let s = ContainerStats {
+            id: "id1".into(),
+            name: "/x".into(),
+            read: "t2".into(),
+            cpu_total_ns: 10,
+            system_cpu_ns: 100,
+            online_cpus: 2,
+            memory_usage: 5,
+            memory_limit: 50,
+            ..Default::default()
+        };
+        let prev = ContainerStats {
+            read: "t1".into(),
+            cpu_total_ns: 4,
+            ..s.clone()
+        };
+        let d = docker_stats(&s, Some(&prev));
+        assert_eq!(d["name"], "x");
+        assert_eq!(d["preread"], "t1");
+        assert_eq!(d["cpu_stats"]["cpu_usage"]["total_usage"], 10);
+        assert_eq!(d["precpu_stats"]["cpu_usage"]["total_usage"], 4);
+        assert_eq!(d["memory_stats"]["limit"], 50);
+    }
+}

@@ -139,6 +139,17 @@ impl Reporter {
                 }
                 Err(SinkError::Rejected(e)) => {
                     tracing::warn!(task, "state report refused: {e}");
+                    if report.status.as_deref() == Some("STOPPED") {
+                        // Final either way: the server will not take it.
+                        if let Ok(mut lanes) = self.lanes.lock() {
+                            if let Some(lane) = lanes.get_mut(&task) {
+                                lane.stopped_acked = true;
+                                lane.queued = None;
+                                lane.in_flight = false;
+                            }
+                        }
+                        return;
+                    }
                     current = self.take(&task);
                 }
                 Err(SinkError::Retryable(e)) => {

@@ -543,3 +543,53 @@ fn a_new_runner_adopts_running_containers_without_starting_new_ones() {
         drop(r2);
     });
 }
+
+#[test]
+fn host_and_none_network_modes() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let out = e.root.join("out-host");
+    std::fs::create_dir_all(&out).unwrap();
+    block_on(async {
+        let (r, mut rx, _md) = runner(&e, config()).await;
+        // Host mode: the metadata endpoint is on 127.0.0.1.
+        let a = assignment(
+            "hostmode",
+            Some("host"),
+            json!([{"name": "h", "image": "bb",
+                    "mountPoints": [{"sourceVolume": "out", "containerPath": "/out"}],
+                    "command": ["sh", "-c", "case \"$ECS_CONTAINER_METADATA_URI_V4\" in http://127.0.0.1:*) ;; *) exit 9;; esac; wget -q -O /out/h.json \"$ECS_CONTAINER_METADATA_URI_V4/task\""]}]),
+            json!([{"name": "out", "host": {"sourcePath": out.display().to_string()}}]),
+            vec![],
+        );
+        let arn = a.task.task_arn.clone();
+        r.apply(a);
+        let done = wait_for(&mut rx, &arn, "STOPPED", Duration::from_secs(20), |r| {
+            status(r) == "STOPPED"
+        })
+        .await;
+        assert_eq!(container(&done, "h").exit_code, Some(0), "{done:#?}");
+        let t: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("h.json")).unwrap()).unwrap();
+        assert_eq!(t["Containers"][0]["Networks"][0]["NetworkMode"], "host");
+
+        // None mode: only loopback, and no metadata endpoint.
+        let b = assignment(
+            "nonemode",
+            Some("none"),
+            json!([{"name": "n", "image": "bb",
+                    "command": ["sh", "-c", "test -z \"$ECS_CONTAINER_METADATA_URI_V4\" || exit 8; test \"$(ls /sys/class/net)\" = lo || exit 7"]}]),
+            json!([]),
+            vec![],
+        );
+        let barn = b.task.task_arn.clone();
+        r.apply(b);
+        let done = wait_for(&mut rx, &barn, "STOPPED", Duration::from_secs(20), |r| {
+            status(r) == "STOPPED"
+        })
+        .await;
+        assert_eq!(container(&done, "n").exit_code, Some(0), "{done:#?}");
+        assert_eq!(done.stop_code.as_deref(), Some("EssentialContainerExited"));
+        drop(r);
+    });
+}

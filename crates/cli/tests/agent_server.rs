@@ -27,10 +27,14 @@ impl Drop for Proc {
 
 /// Starts `berth server` on an ephemeral port; returns it, its URL and credentials file.
 fn server(root: &std::path::Path) -> (Proc, String, PathBuf) {
+    server_on(root, "127.0.0.1:0")
+}
+
+fn server_on(root: &std::path::Path, listen: &str) -> (Proc, String, PathBuf) {
     let mut child = Command::new(BERTH)
         .args(["--root"])
         .arg(root)
-        .args(["server", "--listen", "127.0.0.1:0"])
+        .args(["server", "--listen", listen])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -182,10 +186,47 @@ fn run_task_runs_on_the_agent_survives_an_agent_kill_and_stops() {
             .as_str()
             .unwrap()
             .to_string();
+        // A second task on a warm host (bridge up, metadata listener bound).
+        let t1 = Instant::now();
+        let run2 = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "svc:1"}),
+        )
+        .await;
+        let arn2 = run2["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn2, "RUNNING", Duration::from_secs(20)).await;
+        eprintln!(
+            "warm RunTask -> RUNNING (DescribeTasks): {:?}",
+            t1.elapsed()
+        );
+        for l in std::fs::read_to_string(agent_root.join("agent.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("elapsed"))
+        {
+            eprintln!("  {l}");
+        }
+        call(&c, "StopTask", json!({"cluster": "c1", "task": arn2})).await;
+        wait_status(&c, &arn2, "STOPPED", Duration::from_secs(20)).await;
+        let engine = EngineClient::new(&e.host()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine
+            .list_containers(true, &Default::default())
+            .await
+            .unwrap()
+            .len()
+            > 1
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the second task was never cleaned up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
 
         // SIGKILL the agent: the task keeps running; a new agent adopts it.
         drop(agent_proc.take());
-        let engine = EngineClient::new(&e.host()).unwrap();
         let ins = engine.inspect_container(&id).await.unwrap();
         assert!(ins.state.running);
         agent_proc = Some(agent(&e, &agent_root, &url, &creds));
@@ -239,4 +280,184 @@ fn run_task_runs_on_the_agent_survives_an_agent_kill_and_stops() {
     });
     drop(rt);
     drop(agent_proc);
+}
+
+#[test]
+fn the_agent_reconnects_after_a_server_restart_and_reports_what_happened_meanwhile() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let server_root = e.root.join("server-root");
+    let agent_root = e.root.join("agent-root");
+    std::fs::create_dir_all(&agent_root).unwrap();
+    let (server_proc, url, creds) = server(&server_root);
+    let mut server_proc = Some(server_proc);
+    let _agent = agent(&e, &agent_root, &url, &creds);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let credentials = Credentials::from_shared_file(&creds, "default").unwrap();
+        let c = EcsClient::new(&url, "us-east-1", Some(credentials)).unwrap();
+        call(&c, "CreateCluster", json!({"clusterName": "c1"})).await;
+        call(
+            &c,
+            "RegisterTaskDefinition",
+            json!({"family": "short", "containerDefinitions": [
+                {"name": "app", "image": "bb", "memory": 32, "command": ["sh", "-c", "sleep 3; exit 5"]}
+            ]}),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = call(&c, "ListContainerInstances", json!({"cluster": "c1"})).await;
+            if l["containerInstanceArns"][0].is_string() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the agent never registered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let run = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "short:1"}),
+        )
+        .await;
+        let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn, "RUNNING", Duration::from_secs(20)).await;
+
+        // The server dies (SIGKILL); the task exits while it is down; the server comes back
+        // on the same address and store.
+        drop(server_proc.take());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let listen = url.trim_start_matches("http://").to_string();
+        let (p, _, _) = server_on(&server_root, &listen);
+        server_proc = Some(p);
+
+        let t = wait_status(&c, &arn, "STOPPED", Duration::from_secs(30)).await;
+        assert_eq!(t["containers"][0]["exitCode"], 5, "{t:#}");
+        assert_eq!(t["stopCode"], "EssentialContainerExited");
+        let l = call(&c, "ListTasks", json!({"cluster": "c1"})).await;
+        assert_eq!(l["taskArns"].as_array().map(Vec::len), Some(0), "{l}");
+        let s = call(
+            &c,
+            "ListTasks",
+            json!({"cluster": "c1", "desiredStatus": "STOPPED"}),
+        )
+        .await;
+        assert_eq!(s["taskArns"].as_array().map(Vec::len), Some(1), "{s}");
+    });
+    drop(rt);
+    drop(server_proc);
+}
+
+/// Removes what an in-process engine under `root` made (containers, mounts, cgroups, links).
+struct InProcessCleanup {
+    root: PathBuf,
+    prefix: String,
+}
+
+impl Drop for InProcessCleanup {
+    fn drop(&mut self) {
+        common::cleanup_root(&self.root);
+        common::cleanup_network(&self.prefix);
+    }
+}
+
+#[test]
+fn the_agent_starts_an_engine_in_process_when_none_answers() {
+    let root = std::env::temp_dir().join(format!(
+        "berth-test-agent-inproc-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().subsec_nanos()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let prefix = format!("bt{:04x}", (std::process::id() ^ 0x5a5a) & 0xffff);
+    let _cleanup = InProcessCleanup {
+        root: root.clone(),
+        prefix: prefix.clone(),
+    };
+    let host = format!("unix://{}/engine.sock", root.display());
+    let (_server, url, creds) = server(&root.join("server-root"));
+    let log = std::fs::File::create(root.join("agent.log")).unwrap();
+    let agent_child = Command::new(BERTH)
+        .args(["-H", &host, "--root"])
+        .arg(root.join("data"))
+        .args([
+            "agent",
+            "--server",
+            &url,
+            "--cluster",
+            "c1",
+            "--credentials-file",
+        ])
+        .arg(&creds)
+        .env("BERTH_NETWORK_PREFIX", &prefix)
+        .env("BERTH_DEFAULT_BRIDGE_SUBNET", common::free_subnet())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut agent_proc = Some(Proc(agent_child));
+    // The engine socket appears; import busybox through it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(root.join("engine.sock")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no in-process engine: {}",
+            std::fs::read_to_string(root.join("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rootfs = root.join("rootfs");
+    common::busybox_rootfs(&rootfs);
+    let out = Command::new(BERTH)
+        .args(["-H", &host, "image", "import"])
+        .arg(&rootfs)
+        .args(["--tag", "bb"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let credentials = Credentials::from_shared_file(&creds, "default").unwrap();
+        let c = EcsClient::new(&url, "us-east-1", Some(credentials)).unwrap();
+        call(&c, "CreateCluster", json!({"clusterName": "c1"})).await;
+        call(
+            &c,
+            "RegisterTaskDefinition",
+            json!({"family": "inproc", "containerDefinitions": [
+                {"name": "app", "image": "bb", "memory": 32, "stopTimeout": 1,
+                 "command": ["sleep", "300"]}
+            ]}),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = call(&c, "ListContainerInstances", json!({"cluster": "c1"})).await;
+            if l["containerInstanceArns"][0].is_string() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the agent never registered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let run = call(
+            &c,
+            "RunTask",
+            json!({"cluster": "c1", "taskDefinition": "inproc:1"}),
+        )
+        .await;
+        let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+        wait_status(&c, &arn, "RUNNING", Duration::from_secs(20)).await;
+        call(&c, "StopTask", json!({"cluster": "c1", "task": arn})).await;
+        wait_status(&c, &arn, "STOPPED", Duration::from_secs(20)).await;
+    });
+    drop(rt);
+    drop(agent_proc.take());
 }

@@ -41,7 +41,14 @@ struct Run {
     cleanup_at: Option<Instant>,
     forgotten: bool,
     last_report: Option<serde_json::Value>,
+    /// When the actor began (timing logs).
+    born: Instant,
+    /// When to re-read the containers anyway (the engine drops events for slow subscribers).
+    next_resync: Instant,
 }
+
+/// How often a live task's containers are re-read as a safety net for missed events.
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 pub(super) async fn run(
     sh: Arc<Shared>,
@@ -55,7 +62,24 @@ pub(super) async fn run(
     }
     let mut closed = false;
     loop {
+        // Messages that queued up meanwhile (a StopTask during creation) come first.
+        while let Ok(m) = rx.try_recv() {
+            r.handle(m).await;
+        }
+        if r.view.status != TaskStatus::Stopped && r.next_resync <= Instant::now() {
+            r.resync().await;
+            r.next_resync = Instant::now() + RESYNC_EVERY;
+        }
         r.step().await;
+        if r.view.status == TaskStatus::Stopped
+            && r.cleanup_at.is_some_and(|t| t <= Instant::now())
+            && !r.forgotten
+            && !r.sh.reporter.stopped_acknowledged(r.view.arn())
+        {
+            // Keep the containers until the server knows the task stopped: an agent restarted
+            // meanwhile must find them (and report them) rather than start the task again.
+            r.cleanup_at = Some(Instant::now() + Duration::from_secs(5));
+        }
         if r.view.status == TaskStatus::Stopped && r.cleanup_at.is_some_and(|t| t <= Instant::now())
         {
             r.cleanup().await;
@@ -164,6 +188,8 @@ impl Run {
             cleanup_at: None,
             forgotten: false,
             last_report: None,
+            born: Instant::now(),
+            next_resync: Instant::now() + RESYNC_EVERY,
         }
     }
 
@@ -344,6 +370,7 @@ impl Run {
         images.dedup();
         let found = join_all(images.iter().map(|i| self.sh.engine.inspect_image(i))).await;
         self.view.pull_stopped_at = Some(epoch(Utc::now()));
+        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "images checked");
         let mut ids = HashMap::new();
         for (img, res) in images.iter().zip(found) {
             match res {
@@ -447,6 +474,7 @@ impl Run {
         if let Some(reason) = failure {
             return self.fail(Some(STOP_CODE_FAILED), reason);
         }
+        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "containers created");
         self.view.status = TaskStatus::Activating;
         self.publish();
     }
@@ -545,6 +573,7 @@ impl Run {
             .all(|c| c.status == ContainerStatus::Running);
         if !self.stopping && essentials_running && self.view.status < TaskStatus::Running {
             self.view.status = TaskStatus::Running;
+            tracing::debug!(task = %self.view.arn(), elapsed = ?self.born.elapsed(), "running");
         }
         self.publish();
     }
@@ -721,6 +750,9 @@ impl Run {
 
     fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.cleanup_at;
+        if self.view.status != TaskStatus::Stopped {
+            next = Some(next.map_or(self.next_resync, |n| n.min(self.next_resync)));
+        }
         for i in 0..self.view.containers.len() {
             if self.view.containers[i].status != ContainerStatus::Created {
                 continue;
@@ -739,6 +771,11 @@ impl Run {
         if let Some((code, reason)) = self.stop_cause.clone() {
             self.view.stop_code = code.map(str::to_string);
             self.view.stopped_reason = Some(reason);
+        }
+        // ECS's order: DEACTIVATING (nothing to detach here), then STOPPING.
+        if self.view.status < TaskStatus::Deactivating {
+            self.view.status = TaskStatus::Deactivating;
+            self.publish();
         }
         self.view.status = TaskStatus::Stopping;
         self.publish();
