@@ -31,8 +31,30 @@ pub struct ServerArgs {
     pub region: String,
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
+/// A server ready to run: its store opened, its credentials set up, its listener bound.
+pub struct PreparedServer {
+    pub listener: tokio::net::TcpListener,
+    pub config: ServerConfig,
+    pub addr: std::net::SocketAddr,
+    /// The credentials file (auth on), `None` with `--no-auth`.
+    pub credentials: Option<PathBuf>,
+}
+
+impl PreparedServer {
+    /// `credentials: PATH (export ...)` or `authentication disabled (--no-auth)`.
+    pub fn auth_line(&self) -> String {
+        match &self.credentials {
+            Some(p) => {
+                let p = p.display();
+                format!("credentials: {p} (export AWS_SHARED_CREDENTIALS_FILE={p})")
+            }
+            None => "authentication disabled (--no-auth)".to_owned(),
+        }
+    }
+}
+
+/// Opens the store (default `<root>/server`), sets up credentials and binds the listener.
+pub async fn prepare(args: ServerArgs, root: &Path) -> anyhow::Result<PreparedServer> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
         anyhow::bail!("invalid account id `{}`: use 12 digits", args.account_id);
     }
@@ -43,19 +65,16 @@ pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
         berth_store::RedbStore::open(&dir)
             .with_context(|| format!("cannot open the store in {}", dir.display()))?,
     );
-    let auth_line;
-    let auth = if args.no_auth {
-        auth_line = "authentication disabled (--no-auth)".to_owned();
-        Auth::Disabled
+    let (auth, credentials) = if args.no_auth {
+        (Auth::Disabled, None)
     } else {
         let (creds, created) = berth_auth::CredentialStore::load_or_create(&dir)
             .with_context(|| format!("cannot set up credentials in {}", dir.display()))?;
-        let path = creds.path().display().to_string();
+        let path = creds.path().to_path_buf();
         if created {
-            tracing::info!("created a new access key pair in {path}");
+            tracing::info!("created a new access key pair in {}", path.display());
         }
-        auth_line = format!("credentials: {path} (export AWS_SHARED_CREDENTIALS_FILE={path})");
-        Auth::Enabled(Arc::new(creds))
+        (Auth::Enabled(Arc::new(creds)), Some(path))
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -63,23 +82,34 @@ pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "berth server listening on http://{addr}")?;
-        writeln!(out, "{auth_line}")?;
-        out.flush()?;
-    }
     let config = ServerConfig {
         store,
         account_id: args.account_id,
         default_region: args.region,
         auth,
     };
-    berth_server::run(listener, config, shutdown_signal()).await?;
+    Ok(PreparedServer {
+        listener,
+        config,
+        addr,
+        credentials,
+    })
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn serve(args: ServerArgs, root: &Path) -> anyhow::Result<i32> {
+    let prepared = prepare(args, root).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "berth server listening on http://{}", prepared.addr)?;
+        writeln!(out, "{}", prepared.auth_line())?;
+        out.flush()?;
+    }
+    berth_server::run(prepared.listener, prepared.config, shutdown_signal()).await?;
     Ok(0)
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

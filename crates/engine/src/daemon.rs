@@ -20,7 +20,17 @@ pub fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
     anyhow::bail!("unsupported host address {host:?}: use unix:///path/to/engine.sock")
 }
 
-pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+/// An engine opened and bound to its socket, ready to serve (see [`bind`]).
+pub struct BoundEngine {
+    listener: tokio::net::UnixListener,
+    socket: PathBuf,
+    engine: std::sync::Arc<Engine>,
+}
+
+/// Opens the engine (live restore included) and binds its socket, refusing to steal the socket
+/// of a live engine. Once this returns, clients can connect (requests wait for
+/// [`BoundEngine::serve`]).
+pub async fn bind(opts: &DaemonOptions) -> anyhow::Result<BoundEngine> {
     let socket = socket_path(&opts.host)?;
     if let Some(parent) = socket.parent() {
         std::fs::create_dir_all(parent)?;
@@ -52,16 +62,46 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let engine = Engine::open_with(&opts.root, net).await?;
     let listener = tokio::net::UnixListener::bind(&socket)?;
     tracing::info!(socket = %socket.display(), root = %opts.root.display(), "berth engine listening");
+    Ok(BoundEngine {
+        listener,
+        socket,
+        engine,
+    })
+}
+
+impl BoundEngine {
+    /// The socket's path.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// Serves the engine API until `shutdown` completes, then removes the socket. Containers
+    /// keep running (their monitors live on).
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        // Docker clients prefix every path with an API version (`/v1.41/containers/json`):
+        // accept and drop it, so the shared paths route the same.
+        let app = tower::ServiceExt::<axum::extract::Request>::map_request(
+            crate::api::router(self.engine),
+            strip_api_version,
+        );
+        axum::serve(self.listener, axum::ServiceExt::into_make_service(app))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let _ = std::fs::remove_file(&self.socket);
+        Ok(())
+    }
+}
+
+/// `berth engine`: binds, prints where, serves until SIGINT/SIGTERM.
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let bound = bind(&opts).await?;
     eprintln!(
         "berth engine listening on unix://{} (root {})",
-        socket.display(),
+        bound.socket().display(),
         opts.root.display()
-    );
-    // Docker clients prefix every path with an API version (`/v1.41/containers/json`): accept
-    // and drop it, so the shared paths route the same.
-    let app = tower::ServiceExt::<axum::extract::Request>::map_request(
-        crate::api::router(engine),
-        strip_api_version,
     );
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -71,11 +111,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = int.recv() => {},
         }
     };
-    axum::serve(listener, axum::ServiceExt::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    let _ = std::fs::remove_file(&socket);
-    Ok(())
+    bound.serve(shutdown).await
 }
 
 /// Rewrites `/v1.NN/rest` to `/rest`.

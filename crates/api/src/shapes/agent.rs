@@ -27,7 +27,7 @@ pub enum AgentEvent {
     /// A task was placed on the instance, or its desired status changed.
     Task {
         revision: i64,
-        assignment: TaskAssignment,
+        assignment: Box<TaskAssignment>,
     },
     /// The task reached STOPPED on the server (or was removed): forget it.
     Removed { revision: i64, task_arn: String },
