@@ -274,7 +274,6 @@ fn run(dir: &Path, config: &MonitorConfig) {
         error: None,
     });
     close_ready_channel();
-    shed_memory();
 
     let mut log = LogWriter::open(&config.log_path, config.log_max_size, config.log_max_files).ok();
     let exit_code = monitor_io::run(
@@ -301,9 +300,9 @@ fn run(dir: &Path, config: &MonitorConfig) {
     state.save(dir);
 }
 
-/// The monitor lives as long as its container: once the container runs, and again whenever
-/// its loop has been idle a while, it gives back what it no longer uses, so an idle monitor
-/// costs little memory:
+/// The monitor lives as long as its container: 2 s after the container started, and again
+/// whenever its loop has been idle for 2 s, it gives back what it no longer uses, so an idle
+/// monitor costs little memory (not at once: the first output must not wait for it):
 /// - the pages of the binary's and the libraries' code and read-only data that starting (or
 ///   the last burst of work) touched — libcontainer, serde, the spec — leave this process's
 ///   page tables (`MADV_DONTNEED`: they stay in the page cache, shared with the engine and the

@@ -65,7 +65,8 @@ pub struct Options {
     /// Keep output for the first client (interactive containers).
     pub replay: bool,
     /// Called once the loop has had nothing to do for [`IDLE_AFTER`] since it started or
-    /// since its last activity (the monitor gives back memory there).
+    /// since its last activity, and [`IDLE_AFTER`] after the start if it was busy until then
+    /// (the monitor gives back memory there).
     pub on_idle: Option<fn()>,
 }
 
@@ -236,6 +237,9 @@ impl Loop<'_> {
         let mut exited_at: Option<Instant> = None;
         let mut buf = vec![0u8; 64 * 1024];
         let mut idle_now = false;
+        // The first call comes at the latest this long after the start, even if the container
+        // keeps the loop busy (the pages starting it took are given back then).
+        let mut first_idle_by = self.on_idle.map(|_| Instant::now() + IDLE_AFTER);
         loop {
             if self.sources.is_empty()
                 && exit_code.is_some()
@@ -297,7 +301,11 @@ impl Loop<'_> {
                 -1
             };
             // Right before sleeping, so that as little as possible runs between the two.
+            if first_idle_by.is_some_and(|t| Instant::now() >= t) {
+                idle_now = true;
+            }
             if std::mem::take(&mut idle_now) {
+                first_idle_by = None;
                 if let Some(on_idle) = self.on_idle {
                     on_idle();
                 }
