@@ -23,6 +23,7 @@ pub mod logic;
 mod memory;
 mod redb_store;
 mod types;
+mod wal;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
