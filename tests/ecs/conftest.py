@@ -63,8 +63,10 @@ class BerthServer:
 
     START_TIMEOUT = 60.0
 
-    def __init__(self, store: Path, *, auth: bool = True, extra_args: list[str] | None = None):
+    def __init__(self, store: Path, *, auth: bool = True, extra_args: list[str] | None = None,
+                 listen: str = "127.0.0.1:0"):
         self.store = Path(store)
+        self.listen = listen
         self.auth = auth
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
@@ -76,7 +78,7 @@ class BerthServer:
     # -- process ---------------------------------------------------------------------------
     def start(self) -> "BerthServer":
         assert self.proc is None or self.proc.poll() is not None, "server already running"
-        args = [berth_bin(), "server", "--listen", "127.0.0.1:0", "--store", str(self.store)]
+        args = [berth_bin(), "server", "--listen", self.listen, "--store", str(self.store)]
         if not self.auth:
             args.append("--no-auth")
         args += self.extra_args

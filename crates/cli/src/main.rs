@@ -10,6 +10,7 @@
 //! (version, df, prune, events), [`parse`] (flag values), [`format`] (tables, sizes, times),
 //! [`template`] (`--format`), [`tarstream`] (upload bodies).
 
+mod agent;
 mod containers;
 mod format;
 mod images;
@@ -23,6 +24,7 @@ mod stats;
 mod system;
 mod tarstream;
 mod template;
+mod up;
 mod volumes;
 
 use std::ffi::OsString;
@@ -76,6 +78,11 @@ enum Command {
     Engine(EngineArgs),
     /// Run the ECS-compatible control plane.
     Server(server::ServerArgs),
+    /// Run the node agent: register this host with a control plane and run its tasks.
+    Agent(agent::AgentArgs),
+    /// Run the control plane, one node agent (cluster `default`) and the engine in one
+    /// process: the embedded default.
+    Up(up::UpArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -225,6 +232,8 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -260,7 +269,10 @@ fn main() {
         }
     };
 
-    let is_engine = matches!(cli.command, Command::Engine(_) | Command::Server(_));
+    let is_engine = matches!(
+        cli.command,
+        Command::Engine(_) | Command::Server(_) | Command::Agent(_) | Command::Up(_)
+    );
     init_logging(if is_engine {
         &cli.log_level
     } else {
@@ -306,6 +318,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Server(a) = &cli.command {
         return server::serve(a.clone(), &cli.root).await;
     }
+    if let Command::Agent(a) = &cli.command {
+        return agent::run(a.clone(), &cli.host, &cli.root).await;
+    }
+    if let Command::Up(a) = &cli.command {
+        return up::up(a.clone(), &cli.host, &cli.root).await;
+    }
     if let Command::Engine(a) = &cli.command {
         berth_engine::run_daemon(berth_engine::DaemonOptions {
             host: cli.host.clone(),
@@ -322,7 +340,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let client = EngineClient::new(&cli.host)?;
     let c = &client;
     match cli.command {
-        Command::Engine(_) | Command::Version | Command::Server(_) => Ok(0),
+        Command::Engine(_)
+        | Command::Version
+        | Command::Server(_)
+        | Command::Agent(_)
+        | Command::Up(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,

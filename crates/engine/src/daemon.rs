@@ -83,14 +83,18 @@ impl BoundEngine {
     ) -> anyhow::Result<()> {
         // Docker clients prefix every path with an API version (`/v1.41/containers/json`):
         // accept and drop it, so the shared paths route the same.
+        let engine = self.engine.clone();
         let app = tower::ServiceExt::<axum::extract::Request>::map_request(
             crate::api::router(self.engine),
             strip_api_version,
         );
-        axum::serve(self.listener, axum::ServiceExt::into_make_service(app))
+        let served = axum::serve(self.listener, axum::ServiceExt::into_make_service(app))
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
         let _ = std::fs::remove_file(&self.socket);
+        // Veth pairs of removed containers are deleted in the background: let them finish.
+        let _ = tokio::task::spawn_blocking(move || engine.networks.flush()).await;
+        served?;
         Ok(())
     }
 }

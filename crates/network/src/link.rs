@@ -5,7 +5,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
-use std::path::Path;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
@@ -29,9 +28,13 @@ pub fn open() -> Result<Rtnl> {
     Rtnl::open().map_err(sys("cannot open a netlink socket"))
 }
 
-/// Whether a link of that name exists in the engine's namespace.
+/// Whether a link of that name exists in the engine's namespace (asked over netlink: /sys
+/// may show another namespace's links, e.g. under `nsenter --net`).
 pub fn exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
+    open()
+        .and_then(|mut nl| index(&mut nl, name))
+        .map(|i| i.is_some())
+        .unwrap_or(false)
 }
 
 /// The index of a link by name; `None` if there is none.
@@ -209,16 +212,25 @@ pub fn configure(
     Ok(())
 }
 
-/// The names of the links in the engine's namespace starting with `prefix`.
+/// The names of the links in the engine's namespace starting with `prefix` (a netlink dump).
 pub fn list_with_prefix(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/sys/class/net")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
+    let Ok(links) = open().and_then(|mut nl| {
+        nl.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .map_err(sys("cannot list links"))
+    }) else {
+        return Vec::new();
+    };
+    links
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n),
+                _ => None,
+            }),
+            _ => None,
         })
-        .unwrap_or_default()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
 }
 
 /// The destinations of the IPv4 routes of the engine's namespace (all tables), as subnets;

@@ -115,6 +115,8 @@ pub struct AttachOptions {
 pub struct Networks {
     opts: NetworkOptions,
     table: Mutex<BTreeMap<String, Network>>,
+    /// Background veth deletions not yet joined (see [`Networks::flush`]).
+    deleting: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 fn now() -> String {
@@ -204,6 +206,7 @@ impl Networks {
         let nets = Self {
             opts,
             table: Mutex::new(table),
+            deleting: Mutex::new(Vec::new()),
         };
         let mut t = nets.lock();
         if !t.values().any(|n| n.name == DEFAULT_NETWORK) {
@@ -609,15 +612,29 @@ impl Networks {
                 .iter()
                 .filter_map(|v| link::index(&mut nl, v).ok().flatten())
                 .collect();
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("berth-veth-del".into())
                 .spawn(move || {
                     for i in indexes {
                         let _ = link::delete_index(&mut nl, i);
                     }
                 });
+            if let Ok(handle) = spawned {
+                let mut pending = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+                pending.retain(|h| !h.is_finished());
+                pending.push(handle);
+            }
         }
         r
+    }
+
+    /// Waits for the background veth deletions to finish (before the process exits, so none
+    /// is cut short).
+    pub fn flush(&self) {
+        let pending = std::mem::take(&mut *self.deleting.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in pending {
+            let _ = h.join();
+        }
     }
 
     /// After an engine restart: frees leases, deletes veths and namespace files of containers

@@ -1,0 +1,116 @@
+//! `berth agent`: the node agent. Connects to the engine at `--host` (starting one in this
+//! process when none answers there), then hands over to [`berth_agent::run`] until SIGINT or
+//! SIGTERM. Tasks keep running when the agent exits; the next agent adopts them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_engine_client::EngineClient;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// `berth agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// The control plane's URL (`http://HOST:PORT`).
+    #[arg(long, env = "BERTH_SERVER")]
+    pub server: String,
+    /// The cluster to join.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Instance attributes, `name=value,...` (e.g. `ecs.availability-zone=az1`).
+    #[arg(long, default_value = "")]
+    pub attributes: String,
+    /// Region of the requests' SigV4 scope.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// AWS shared-credentials file (the one `berth server` prints); else AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY; else unsigned requests.
+    #[arg(long)]
+    pub credentials_file: Option<PathBuf>,
+    /// Profile of the credentials file.
+    #[arg(long, env = "AWS_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// How long a stopped task's containers are kept before removal (e.g. 10m, 30s).
+    #[arg(long, default_value = "10m")]
+    pub task_cleanup_wait: String,
+    /// Subnet of the awsvpc task network when the agent creates it (the engine picks one
+    /// otherwise).
+    #[arg(long)]
+    pub task_network_subnet: Option<String>,
+    /// Link/nftables prefix of an engine started in process.
+    #[arg(long, env = "BERTH_NETWORK_PREFIX")]
+    pub network_prefix: Option<String>,
+    /// Default bridge subnet of an engine started in process.
+    #[arg(long, env = "BERTH_DEFAULT_BRIDGE_SUBNET")]
+    pub default_bridge_subnet: Option<String>,
+}
+
+fn credentials(a: &AgentArgs) -> anyhow::Result<Option<berth_ecs_client::Credentials>> {
+    if let Some(f) = &a.credentials_file {
+        return Ok(Some(
+            berth_ecs_client::Credentials::from_shared_file(f, &a.profile)
+                .with_context(|| format!("reading credentials from {}", f.display()))?,
+        ));
+    }
+    Ok(berth_ecs_client::Credentials::from_env())
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
+    let cleanup_ns = crate::parse::parse_duration(&a.task_cleanup_wait)?;
+    let attributes =
+        berth_agent::resources::parse_attributes(&a.attributes).map_err(|e| anyhow::anyhow!(e))?;
+    let creds = credentials(&a)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let engine = EngineClient::new(host)?;
+    let mut in_process = None;
+    if engine.ping().await.is_err() {
+        eprintln!("no engine answers at {host}; starting one in this process");
+        let bound = berth_engine::daemon::bind(&berth_engine::DaemonOptions {
+            host: host.to_string(),
+            root: root.to_path_buf(),
+            network_prefix: a.network_prefix.clone(),
+            default_bridge_subnet: a.default_bridge_subnet.clone(),
+        })
+        .await?;
+        in_process = Some(tokio::spawn(bound.serve(stopped(stop_rx.clone()))));
+    }
+
+    let config = berth_agent::AgentConfig {
+        server: a.server.clone(),
+        cluster: a.cluster.clone(),
+        region: a.region.clone(),
+        credentials: creds,
+        state_dir: root.join("agent"),
+        attributes,
+        runner: berth_agent::RunnerConfig {
+            task_cleanup_wait: Duration::from_nanos(cleanup_ns),
+            task_network_subnet: a.task_network_subnet.clone(),
+            ..Default::default()
+        },
+    };
+    eprintln!(
+        "berth agent: cluster {} at {}, engine {host}",
+        a.cluster, a.server
+    );
+    berth_agent::run(config, engine, stopped(stop_rx.clone())).await?;
+    if let Some(h) = in_process {
+        h.await??;
+    }
+    Ok(0)
+}
