@@ -53,6 +53,16 @@ impl PreparedServer {
     }
 }
 
+/// The embedded store's options: the defaults, except that `BERTH_STORE_WAL=off` turns the
+/// write-ahead log off (every group commit is then a durable redb commit; for comparison).
+fn store_options() -> berth_store::RedbOptions {
+    let mut options = berth_store::RedbOptions::default();
+    if std::env::var("BERTH_STORE_WAL").is_ok_and(|v| v == "off" || v == "0") {
+        options.wal = false;
+    }
+    options
+}
+
 /// Opens the store (default `<root>/server`), sets up credentials and binds the listener.
 pub async fn prepare(args: ServerArgs, root: &Path) -> anyhow::Result<PreparedServer> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
@@ -62,7 +72,7 @@ pub async fn prepare(args: ServerArgs, root: &Path) -> anyhow::Result<PreparedSe
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
     let store: Arc<dyn berth_store::Store> = Arc::new(
-        berth_store::RedbStore::open(&dir)
+        berth_store::RedbStore::open_with(&dir, store_options())
             .with_context(|| format!("cannot open the store in {}", dir.display()))?,
     );
     let (auth, credentials) = if args.no_auth {

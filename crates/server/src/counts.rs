@@ -183,6 +183,7 @@ mod tests {
             used_tcp: vec![],
             used_udp: vec![],
             groups: BTreeMap::new(),
+            agent_channel: false,
         }
     }
 

@@ -28,6 +28,7 @@ pub const TASKDEFS: &str = "taskdefs/";
 pub fn instance(cluster: &str, id: &str) -> String {
     format!("instances/{cluster}/{id}")
 }
+pub const INSTANCES_PREFIX: &str = "instances/";
 /// `instances/CLUSTER/`
 pub fn instances_of(cluster: &str) -> String {
     format!("instances/{cluster}/")

@@ -42,7 +42,9 @@
 //!
 //! `agentConnected` of an instance is true while a channel of it is open in this server
 //! (RegisterContainerInstance sets it too) and is written false when the last one closes;
-//! with several servers sharing a store each one only knows its own channels.
+//! with several servers sharing a store each one only knows its own channels. At start the
+//! server writes it false for every instance whose record still says true (no channel is
+//! open yet; agents reconnect within seconds and set it again).
 //! Nothing is loaded at start: every request reads the keys it needs (DescribeTasks is one
 //! multi-get), so start-up time does not depend on the number of tasks.
 //!
@@ -133,6 +135,8 @@ pub async fn run(
     let compaction = tokio::spawn(compactor(config.store.clone()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let core = Arc::new(Core::new(config.store, config.account_id));
+    // No channel is open yet: records saying agentConnected are from before this start.
+    core.reset_agent_connected();
     let app = Arc::new(edge::App {
         core: core.clone(),
         auth: config.auth,

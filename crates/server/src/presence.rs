@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use berth_api::EcsError;
+use berth_store::RangeRequest;
 use tokio::task::JoinSet;
 
 use crate::core::{contention, Batch, Core, CAS_ATTEMPTS};
@@ -121,6 +122,58 @@ impl Drop for ChannelGuard {
 }
 
 impl Core {
+    /// At start no channel is open in this server, yet records of instances served by an
+    /// agent channel may still say agentConnected from before a restart (or a crash): writes
+    /// it false for each such instance (instances registered through the API alone, never
+    /// with a channel, keep what registration set), in the
+    /// background (the reads are the `instances/` keys only, so the number of tasks does not
+    /// matter). A channel that opens meanwhile is counted before its own write, and both
+    /// writes re-read the count under the cluster's lock, so the record ends up true for it.
+    /// With several servers sharing a store this would also clear instances connected to the
+    /// others; the embedded store has one server.
+    pub fn reset_agent_connected(self: &Arc<Self>) {
+        let core = self.clone();
+        self.presence.spawn(async move {
+            if let Err(e) = core.reset_agent_connected_now().await {
+                tracing::warn!("cannot reset agentConnected after start: {e}");
+            }
+        });
+    }
+
+    async fn reset_agent_connected_now(&self) -> Result<(), EcsError> {
+        const PAGE: usize = 256;
+        let mut stale = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: keys::INSTANCES_PREFIX.to_owned(),
+                    start_after: start_after.take(),
+                    limit: Some(PAGE),
+                })
+                .await
+                .map_err(crate::core::store_err)?;
+            for kv in &page.kvs {
+                let rec: InstanceRecord = crate::core::decode(kv)?;
+                if rec.registered() && rec.agent_channel && rec.instance.agent_connected {
+                    let rest = &kv.key[keys::INSTANCES_PREFIX.len()..];
+                    if let Some((cluster, id)) = rest.split_once('/') {
+                        stale.push((cluster.to_owned(), id.to_owned()));
+                    }
+                }
+            }
+            match (page.more, page.kvs.last()) {
+                (true, Some(last)) => start_after = Some(last.key.clone()),
+                _ => break,
+            }
+        }
+        for (cluster, id) in stale {
+            self.sync_agent_connected(&cluster, &id).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the instance's `agentConnected` as "a channel of it is open here", if the
     /// instance is registered and its record says otherwise.
     pub async fn sync_agent_connected(&self, cluster: &str, id: &str) -> Result<(), EcsError> {
@@ -131,10 +184,12 @@ impl Core {
             let Some((mut rec, rev)) = self.get::<InstanceRecord>(&key).await? else {
                 return Ok(());
             };
-            if !rec.registered() || rec.instance.agent_connected == connected {
+            if !rec.registered() || (rec.instance.agent_connected == connected && rec.agent_channel)
+            {
                 return Ok(());
             }
             rec.instance.agent_connected = connected;
+            rec.agent_channel = true;
             rec.sync();
             let mut batch = Batch::new();
             batch.put(key.clone(), &rec, Some(rev))?;

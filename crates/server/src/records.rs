@@ -41,6 +41,11 @@ pub struct InstanceRecord {
     pub used_udp: Vec<u16>,
     /// Task group -> tasks placed here and not yet stopped.
     pub groups: BTreeMap<String, u32>,
+    /// Whether an agent channel of the instance was ever open: only then does
+    /// `agentConnected` follow the channels (an instance registered through the API alone
+    /// keeps what registration set).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent_channel: bool,
 }
 
 fn ports_strings(a: &[u16], b: &[u16]) -> Vec<String> {

@@ -454,3 +454,49 @@ async fn the_ecs_client_reads_the_channel() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_restart_clears_agent_connected_until_the_agent_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_store = || async {
+        Arc::new(berth_store::RedbStore::open(dir.path()).unwrap()) as Arc<dyn berth_store::Store>
+    };
+    let s = TestServer::with_store(open_store().await).await;
+    let instance = setup(&s).await;
+    // A second instance registered through the API alone: no agent ever served it.
+    let api_only = register(&s).await;
+    let (w, _) = open(&s, &instance).await;
+    assert!(agent_connected(&s, &instance).await);
+    drop(w);
+    s.stop().await;
+    // A server killed while the channel was open leaves the record saying connected (a
+    // graceful stop clears it): write it so.
+    {
+        let store = open_store().await;
+        let id = instance.rsplit('/').next().unwrap();
+        let key = format!("instances/c/{id}");
+        let kv = store.get(&key).await.unwrap().unwrap();
+        let mut rec: Value = serde_json::from_slice(&kv.value).unwrap();
+        assert_eq!(rec["agent_channel"], true, "{rec}");
+        assert_eq!(rec["instance"]["agentConnected"], false);
+        rec["instance"]["agentConnected"] = json!(true);
+        store
+            .put(&key, serde_json::to_vec(&rec).unwrap())
+            .await
+            .unwrap();
+    }
+
+    let s = TestServer::with_store(open_store().await).await;
+    // No channel is open in the new server: it says so without any agent's help.
+    wait_connected(&s, &instance, false).await;
+    assert!(
+        agent_connected(&s, &api_only).await,
+        "an instance registered through the API keeps what registration set"
+    );
+    // The agent reconnects.
+    let (w, _) = open(&s, &instance).await;
+    assert!(agent_connected(&s, &instance).await);
+    drop(w);
+    wait_connected(&s, &instance, false).await;
+    s.stop().await;
+}

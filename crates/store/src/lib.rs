@@ -14,6 +14,7 @@
 //! - `logic`: backend-independent rules (compare evaluation, transaction validation);
 //! - `memory`: [`MemoryStore`], the in-process reference backend (tests, throwaway servers);
 //! - `redb_store`: [`RedbStore`], the embedded durable backend (one redb file, group commit);
+//! - `wal`: its write-ahead log (one fdatasync per group commit, replayed on open);
 //! - `conformance` (feature `conformance`): the test suite every backend passes.
 
 #[cfg(feature = "conformance")]
@@ -23,6 +24,7 @@ pub mod logic;
 mod memory;
 mod redb_store;
 mod types;
+mod wal;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;

@@ -1,19 +1,29 @@
 //! [`RedbStore`]: the embedded durable backend, one [redb](https://www.redb.org) file
-//! (`<dir>/store.redb`).
+//! (`<dir>/store.redb`) and its write-ahead log (`<dir>/store.wal`, module `wal`).
 //!
 //! Tables:
 //! - `keys`: key -> encoded [`KeyValue`] (without the key);
 //! - `history`: (revision, n-th event of the revision) -> encoded [`WatchEvent`], what a watch
 //!   from an old revision replays; trimmed by compaction;
-//! - `meta`: `revision` (the store revision) and `compacted` (the oldest revision a watch may
-//!   still start from).
+//! - `meta`: `revision` (the store revision), `compacted` (the oldest revision a watch may
+//!   still start from) and `wal_lsn` (the last log record the tables include).
 //!
 //! Writes go through one writer thread doing group commit: it takes every queued request
 //! (up to [`RedbOptions::max_batch`]), applies them in order inside ONE redb write transaction
 //! (each writing [`Txn`] gets its own revision and sees the effects of the ones before it; a
-//! transaction that fails validation fails alone), commits once with an fsync, then publishes
-//! the new revision, hands the events to the live watchers and only then answers the callers.
-//! So an answered write is on disk, and a watch started after an answer sees everything after it.
+//! transaction that fails validation fails alone), makes the batch durable, then commits it
+//! (readers see it from here on), publishes the new revision, hands the events to the live
+//! watchers and only then answers the callers. So an answered write is on disk, and a watch
+//! started after an answer sees everything after it.
+//!
+//! Durable means: with the write-ahead log ([`RedbOptions::wal`], the default), the batch's
+//! events are appended to the log as one record and `fdatasync`ed, and redb commits without
+//! an fsync (`Durability::None`); a checkpoint (one durable redb commit) happens when the log
+//! reaches [`RedbOptions::wal_max_bytes`], after [`RedbOptions::wal_idle_checkpoint`] without
+//! writes, and on close, and then the log starts over. Opening replays the log records after
+//! redb's `wal_lsn` (their events: puts, deletes, history rows, the compaction point) and
+//! checkpoints. Without the log, redb's commit itself is durable (one fsync). If writing the
+//! log or the commit after it fails, the store refuses every later write (reopening recovers).
 //!
 //! Reads (`range`, `get`, read-only transactions) run on redb read transactions (MVCC
 //! snapshots) and never wait for the writer.
@@ -38,6 +48,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::logic::{apply_txn, validate_txn, KeySpace};
+use crate::wal::{self, Wal};
 use crate::{
     EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn,
     TxnResponse, WatchEvent, WatchStream,
@@ -49,6 +60,8 @@ const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 
 const META_REVISION: &str = "revision";
 const META_COMPACTED: &str = "compacted";
+/// The lsn of the last write-ahead log record redb's state includes.
+const META_WAL_LSN: &str = "wal_lsn";
 
 /// How many history rows one catch-up read of a watch scans at most (whole revisions).
 const CATCH_UP_CHUNK: usize = 1024;
@@ -72,6 +85,15 @@ pub struct RedbOptions {
     /// redb's quick repair: each commit also saves the allocator state (a second fsync), so
     /// opening after a crash does not have to walk the whole file.
     pub quick_repair: bool,
+    /// Write-ahead log (`store.wal`, see `wal`): each group commit is acknowledged after one
+    /// `fdatasync` of a log record in a preallocated file, and redb commits without an fsync
+    /// until a checkpoint. Off: every group commit is a durable redb commit.
+    pub wal: bool,
+    /// The log is checkpointed (a durable redb commit) and restarted once it holds this many
+    /// bytes; this also bounds what an open after a crash replays.
+    pub wal_max_bytes: u64,
+    /// An idle writer checkpoints a non-empty log after this long without writes.
+    pub wal_idle_checkpoint: std::time::Duration,
 }
 
 impl Default for RedbOptions {
@@ -82,6 +104,9 @@ impl Default for RedbOptions {
             max_batch: 1024,
             cache_size: 512 * 1024 * 1024,
             quick_repair: false,
+            wal: true,
+            wal_max_bytes: 64 * 1024 * 1024,
+            wal_idle_checkpoint: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -160,18 +185,36 @@ impl RedbStore {
         let db = open_database(&path, options.cache_size)?;
         let ctx = path.display().to_string();
         // Create the tables on first open and read the counters.
-        let (revision, compacted) = {
+        let (mut revision, mut compacted, applied_lsn) = {
             let mut wtx = db.begin_write().map_err(be!(&ctx))?;
             wtx.set_quick_repair(options.quick_repair);
             let counters;
+            let applied_lsn;
             {
                 wtx.open_table(KEYS).map_err(be!(&ctx))?;
                 wtx.open_table(HISTORY).map_err(be!(&ctx))?;
                 let meta = wtx.open_table(META).map_err(be!(&ctx))?;
                 counters = read_counters(&meta).map_err(be!(&ctx))?;
+                applied_lsn = meta
+                    .get(META_WAL_LSN)
+                    .map_err(be!(&ctx))?
+                    .map_or(0, |v| v.value());
             }
             wtx.commit().map_err(be!(&ctx))?;
-            counters
+            (counters.0, counters.1, applied_lsn)
+        };
+        // Replay the write-ahead log's records that redb's durable state lacks, then make
+        // them durable in redb (a checkpoint) so the log can start over.
+        let wal_path = dir.join("store.wal");
+        let wal = if options.wal || wal_path.exists() {
+            let wal_ctx = wal_path.display().to_string();
+            let (wal, records) = Wal::open(&wal_path, applied_lsn as u64).map_err(be!(&wal_ctx))?;
+            if !records.is_empty() {
+                (revision, compacted) = replay(&db, &records, revision, compacted)?;
+            }
+            options.wal.then_some(wal)
+        } else {
+            None
         };
         let shared = Arc::new(Shared {
             db,
@@ -189,7 +232,10 @@ impl RedbStore {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("berth-store-writer".into())
-            .spawn(move || writer_loop(&writer_shared, &receiver))
+            .spawn(move || {
+                let mut writer = Writer { wal, failed: None };
+                writer_loop(&writer_shared, &mut writer, &receiver)
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
         Ok(RedbStore {
             shared,
@@ -598,9 +644,33 @@ enum Outcome {
     Compact(Result<(), StoreError>),
 }
 
-fn writer_loop(shared: &Shared, requests: &std_mpsc::Receiver<Request>) {
+/// The writer thread's own state.
+struct Writer {
+    /// The write-ahead log, when the store uses one.
+    wal: Option<Wal>,
+    /// Set when writing the log or committing after it failed: the state on disk and in
+    /// memory may then differ, so every later write fails (reopening replays the log).
+    failed: Option<StoreError>,
+}
+
+fn writer_loop(shared: &Shared, writer: &mut Writer, requests: &std_mpsc::Receiver<Request>) {
     let max_batch = shared.options.max_batch.max(1);
-    while let Ok(first) = requests.recv() {
+    loop {
+        let first = if writer.wal.as_ref().is_some_and(Wal::has_records) {
+            match requests.recv_timeout(shared.options.wal_idle_checkpoint) {
+                Ok(request) => request,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    checkpoint(shared, writer);
+                    continue;
+                }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match requests.recv() {
+                Ok(request) => request,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match requests.try_recv() {
@@ -608,17 +678,54 @@ fn writer_loop(shared: &Shared, requests: &std_mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        run_batch(shared, batch);
+        run_batch(shared, writer, batch);
+        if writer
+            .wal
+            .as_ref()
+            .is_some_and(|wal| wal.offset() >= shared.options.wal_max_bytes)
+        {
+            checkpoint(shared, writer);
+        }
     }
+    // Closing: make everything durable in redb so the next open replays nothing.
+    checkpoint(shared, writer);
     let mut hub = shared.hub();
     hub.closed = true;
     hub.watchers.clear();
 }
 
-fn run_batch(shared: &Shared, batch: Vec<Request>) {
+/// Makes every commit so far durable in redb (one durable commit) and restarts the log.
+fn checkpoint(shared: &Shared, writer: &mut Writer) {
+    if writer.failed.is_some() {
+        return;
+    }
+    let Some(wal) = writer.wal.as_mut() else {
+        return;
+    };
+    if !wal.has_records() {
+        return;
+    }
+    let durable = (|| -> Result<(), StoreError> {
+        let mut wtx = shared.db.begin_write().map_err(storage)?;
+        wtx.set_durability(redb::Durability::Immediate)
+            .map_err(storage)?;
+        wtx.set_quick_repair(shared.options.quick_repair);
+        wtx.commit().map_err(storage)
+    })();
+    // On failure the log still holds everything: keep appending and try again later.
+    if durable.is_ok() {
+        wal.restart();
+    }
+}
+
+fn run_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>) {
     let revision = shared.revision.load(Ordering::Acquire);
     let compacted = shared.compacted.load(Ordering::Acquire);
-    match apply_batch(shared, &batch, revision, compacted) {
+    let applied = match &writer.failed {
+        Some(error) => Err(error.clone()),
+        None => apply_batch(shared, writer, &batch, revision, compacted),
+    };
+    match applied {
         Ok((outcomes, new_revision, new_compacted)) => {
             shared.compacted.store(new_compacted, Ordering::Release);
             shared.revision.store(new_revision, Ordering::Release);
@@ -689,14 +796,20 @@ type BatchResult = (Vec<Outcome>, Revision, Revision);
 
 fn apply_batch(
     shared: &Shared,
+    writer: &mut Writer,
     batch: &[Request],
     mut revision: Revision,
     mut compacted: Revision,
 ) -> Result<BatchResult, StoreError> {
     let mut wtx = shared.db.begin_write().map_err(storage)?;
-    // redb's default, stated: commit() returns once the data is fsynced.
-    wtx.set_durability(redb::Durability::Immediate)
-        .map_err(storage)?;
+    // With a log, the log record is what makes the batch durable; without, redb's commit
+    // returns once the data is fsynced.
+    let durability = if writer.wal.is_some() {
+        redb::Durability::None
+    } else {
+        redb::Durability::Immediate
+    };
+    wtx.set_durability(durability).map_err(storage)?;
     wtx.set_quick_repair(shared.options.quick_repair);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut dirty = false;
@@ -754,10 +867,32 @@ fn apply_batch(
             let mut meta = wtx.open_table(META).map_err(storage)?;
             meta.insert(META_REVISION, revision).map_err(storage)?;
             meta.insert(META_COMPACTED, compacted).map_err(storage)?;
+            if let Some(wal) = &writer.wal {
+                meta.insert(META_WAL_LSN, wal.next_lsn() as i64)
+                    .map_err(storage)?;
+            }
         }
     }
     if dirty {
-        wtx.commit().map_err(storage)?;
+        if let Some(wal) = writer.wal.as_mut() {
+            // Durable in the log first; only then visible to readers (commit) and answered.
+            let payload = encode_batch(&outcomes, revision, compacted);
+            if let Err(e) = wal.append(&payload) {
+                let error = StoreError::Backend(format!(
+                    "cannot write the store's log {}: {e} (restart to recover)",
+                    wal.path().display()
+                ));
+                writer.failed = Some(error.clone());
+                return Err(error);
+            }
+            if let Err(e) = wtx.commit() {
+                let error = storage(format!("{e} (after the log write; restart to recover)"));
+                writer.failed = Some(error.clone());
+                return Err(error);
+            }
+        } else {
+            wtx.commit().map_err(storage)?;
+        }
     } else {
         wtx.abort().map_err(storage)?;
     }
@@ -770,6 +905,84 @@ fn trim_history(
     to: Revision,
 ) -> Result<(), StoreError> {
     history.retain_in(..(to, 0), |_, _| false).map_err(storage)
+}
+
+/// A log record's payload: the batch's final revision and compaction point, then each
+/// writing transaction's revision and events.
+fn encode_batch(outcomes: &[Outcome], revision: Revision, compacted: Revision) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&revision.to_le_bytes());
+    out.extend_from_slice(&compacted.to_le_bytes());
+    let writes: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Txn(Ok((response, events))) if !events.is_empty() => {
+                Some((response.revision, events))
+            }
+            _ => None,
+        })
+        .collect();
+    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
+    for (rev, events) in writes {
+        out.extend_from_slice(&rev.to_le_bytes());
+        out.extend_from_slice(&(events.len() as u32).to_le_bytes());
+        for event in events {
+            push_sized(&mut out, &encode_event(event));
+        }
+    }
+    out
+}
+
+/// Applies log records to redb in one durable commit; returns the new revision and
+/// compaction point.
+fn replay(
+    db: &Database,
+    records: &[wal::Record],
+    mut revision: Revision,
+    mut compacted: Revision,
+) -> Result<(Revision, Revision), StoreError> {
+    let replay_error = |e: &dyn Display| StoreError::Backend(format!("store log replay: {e}"));
+    let mut wtx = db.begin_write().map_err(|e| replay_error(&e))?;
+    wtx.set_durability(redb::Durability::Immediate)
+        .map_err(|e| replay_error(&e))?;
+    {
+        let mut keys = wtx.open_table(KEYS).map_err(storage)?;
+        let mut history = wtx.open_table(HISTORY).map_err(storage)?;
+        let mut meta = wtx.open_table(META).map_err(storage)?;
+        for record in records {
+            let mut reader = Reader(&record.payload);
+            let batch_revision = reader.i64()?;
+            let batch_compacted = reader.i64()?;
+            for _ in 0..reader.u32()? {
+                let rev = reader.i64()?;
+                for n in 0..reader.u32()? {
+                    let bytes = reader.sized()?;
+                    let event = decode_event(bytes)?;
+                    match event.kind {
+                        EventKind::Put => {
+                            keys.insert(event.kv.key.as_str(), encode_kv(&event.kv).as_slice())
+                                .map_err(storage)?;
+                        }
+                        EventKind::Delete => {
+                            keys.remove(event.kv.key.as_str()).map_err(storage)?;
+                        }
+                    }
+                    history.insert((rev, n), bytes).map_err(storage)?;
+                }
+            }
+            if batch_compacted > compacted {
+                trim_history(&mut history, batch_compacted)?;
+                compacted = batch_compacted;
+            }
+            revision = revision.max(batch_revision);
+            meta.insert(META_WAL_LSN, record.lsn as i64)
+                .map_err(storage)?;
+        }
+        meta.insert(META_REVISION, revision).map_err(storage)?;
+        meta.insert(META_COMPACTED, compacted).map_err(storage)?;
+    }
+    wtx.commit().map_err(|e| replay_error(&e))?;
+    Ok((revision, compacted))
 }
 
 // ---------------------------------------------------------------------------------------------

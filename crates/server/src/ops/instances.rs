@@ -224,6 +224,7 @@ impl Core {
                         used_tcp: Vec::new(),
                         used_udp: Vec::new(),
                         groups: BTreeMap::new(),
+                        agent_channel: false,
                     };
                     rec.sync();
                     c.registered_container_instances_count += 1;
