@@ -18,6 +18,7 @@ mod interactive;
 mod internal;
 mod networks;
 mod parse;
+mod registry;
 mod run;
 mod server;
 mod stats;
@@ -83,6 +84,8 @@ enum Command {
     /// Run the control plane, one node agent (cluster `default`) and the engine in one
     /// process: the embedded default.
     Up(up::UpArgs),
+    /// Run an OCI distribution (Docker Registry v2) registry.
+    Registry(registry::RegistryArgs),
     /// Show the berth version information.
     Version,
     /// Create and run a new container from an image.
@@ -271,7 +274,11 @@ fn main() {
 
     let is_engine = matches!(
         cli.command,
-        Command::Engine(_) | Command::Server(_) | Command::Agent(_) | Command::Up(_)
+        Command::Engine(_)
+            | Command::Server(_)
+            | Command::Agent(_)
+            | Command::Up(_)
+            | Command::Registry(_)
     );
     init_logging(if is_engine {
         &cli.log_level
@@ -318,6 +325,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Server(a) = &cli.command {
         return server::serve(a.clone(), &cli.root).await;
     }
+    if let Command::Registry(a) = &cli.command {
+        return registry::serve(a.clone(), &cli.root).await;
+    }
     if let Command::Agent(a) = &cli.command {
         return agent::run(a.clone(), &cli.host, &cli.root).await;
     }
@@ -344,6 +354,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         | Command::Version
         | Command::Server(_)
         | Command::Agent(_)
+        | Command::Registry(_)
         | Command::Up(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
