@@ -41,7 +41,7 @@ def register(ecs, network_mode: str) -> str:
     td = ecs.register_task_definition(
         family=f"bench-{network_mode}", networkMode=network_mode,
         containerDefinitions=[{"name": "app", "image": "busybox:latest", "memory": 16,
-                               "command": ["sleep", "100000"]}])
+                               "command": ["sleep", "100000"], "stopTimeout": 1}])
     return td["taskDefinition"]["taskDefinitionArn"]
 
 
