@@ -121,7 +121,12 @@ struct Plain {
 impl Plain {
     fn finish(&mut self, out: &mut impl std::io::Write) {
         if self.open {
-            let _ = writeln!(out, "#{} DONE {:.1}s", self.step, self.started.elapsed().as_secs_f64());
+            let _ = writeln!(
+                out,
+                "#{} DONE {:.1}s",
+                self.step,
+                self.started.elapsed().as_secs_f64()
+            );
             self.open = false;
         }
     }
@@ -130,7 +135,11 @@ impl Plain {
         if let Some(rest) = l.strip_prefix("Step ") {
             self.finish(out);
             if let Some((nums, text)) = rest.split_once(" : ") {
-                self.step = nums.split('/').next().and_then(|n| n.parse().ok()).unwrap_or(self.step + 1);
+                self.step = nums
+                    .split('/')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(self.step + 1);
                 let _ = writeln!(out, "#{} [{nums}] {text}", self.step);
                 self.started = Instant::now();
                 self.open = true;
@@ -160,7 +169,10 @@ impl Plain {
 pub async fn build(client: &EngineClient, args: BuildArgs) -> Result<i32> {
     let dir = PathBuf::from(&args.context);
     if !dir.is_dir() {
-        bail!("unable to prepare context: path {:?} not found", args.context);
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        );
     }
     let plain = match args.progress.as_str() {
         "plain" => true,
@@ -168,21 +180,27 @@ pub async fn build(client: &EngineClient, args: BuildArgs) -> Result<i32> {
         other => bail!("invalid --progress {other:?}: use auto, tty or plain"),
     };
     let (d, f) = (dir.clone(), args.file.clone());
-    let (tar, df_name) = tokio::task::spawn_blocking(move || context_tar(&d, f.as_deref())).await??;
+    let (tar, df_name) =
+        tokio::task::spawn_blocking(move || context_tar(&d, f.as_deref())).await??;
     let mut build_args = serde_json::Map::new();
     for a in &args.build_args {
         match a.split_once('=') {
             Some((k, v)) => build_args.insert(k.to_string(), serde_json::Value::String(v.into())),
             None => build_args.insert(
                 a.clone(),
-                std::env::var(a).map(serde_json::Value::String).unwrap_or(serde_json::Value::Null),
+                std::env::var(a)
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null),
             ),
         };
     }
     let mut params: Vec<(&str, String)> = args.tags.iter().map(|t| ("t", t.clone())).collect();
     params.push(("dockerfile", df_name));
     if !build_args.is_empty() {
-        params.push(("buildargs", serde_json::Value::Object(build_args).to_string()));
+        params.push((
+            "buildargs",
+            serde_json::Value::Object(build_args).to_string(),
+        ));
     }
     if let Some(t) = &args.target {
         params.push(("target", t.clone()));

@@ -1101,9 +1101,8 @@ async fn build_image(
             "nocache" => opts.no_cache = matches!(v.as_str(), "1" | "true" | "True"),
             "networkmode" => opts.network = v,
             "buildargs" if !v.is_empty() => {
-                opts.build_args = serde_json::from_str(&v).map_err(|e| {
-                    EngineError::Invalid(format!("invalid buildargs {v:?}: {e}"))
-                })?
+                opts.build_args = serde_json::from_str(&v)
+                    .map_err(|e| EngineError::Invalid(format!("invalid buildargs {v:?}: {e}")))?
             }
             _ => {}
         }
@@ -1158,7 +1157,9 @@ async fn build_image(
         let result = crate::build::build(engine.clone(), ctx_dir.clone(), opts, tx).await;
         let _ = forward.await;
         match result {
-            Ok(id) => engine.events.publish("image", "build", &id, Default::default()),
+            Ok(id) => engine
+                .events
+                .publish("image", "build", &id, Default::default()),
             Err(e) => {
                 let msg = e.to_string();
                 let _ = btx

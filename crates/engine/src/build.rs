@@ -222,8 +222,10 @@ pub async fn build(
     let mut final_id = String::new();
     for stage in &df.stages[..=last] {
         step += 1;
-        let base = process_word(&stage.base, escape, &|n: &str| meta.get(n).cloned().flatten())
-            .map_err(|e| invalid(stage.from.line, e))?;
+        let base = process_word(&stage.base, escape, &|n: &str| {
+            meta.get(n).cloned().flatten()
+        })
+        .map_err(|e| invalid(stage.from.line, e))?;
         out.say(format!("Step {step}/{total} : {}\n", stage.from.text))
             .await;
         let mut st = if base == "scratch" {
@@ -273,12 +275,14 @@ pub async fn build(
             }
         };
         if let Some(id) = &st.image {
-            out.say(format!(" ---> {}\n", berth_image::short_id(id))).await;
+            out.say(format!(" ---> {}\n", berth_image::short_id(id)))
+                .await;
         }
         for inst in &stage.instructions {
             step += 1;
             let started = Instant::now();
-            out.say(format!("Step {step}/{total} : {}\n", inst.text)).await;
+            out.say(format!("Step {step}/{total} : {}\n", inst.text))
+                .await;
             if let Kind::Arg(list) = &inst.kind {
                 for (name, default) in list {
                     consumed.insert(name.clone());
@@ -425,7 +429,12 @@ fn cache_key(parent: Option<&str>, inst: &Instruction, st: &StageState, extra: &
 }
 
 impl StepCtx<'_> {
-    async fn step(&self, st: &mut StageState, inst: &Instruction, cache_dir: &Path) -> Result<String> {
+    async fn step(
+        &self,
+        st: &mut StageState,
+        inst: &Instruction,
+        cache_dir: &Path,
+    ) -> Result<String> {
         let parent = st.image.clone();
         let line = inst.line;
         // COPY's cache key covers the copied files.
@@ -503,15 +512,20 @@ impl StepCtx<'_> {
                 layer = self.run(st, argv, args, line).await?;
             }
             Kind::Copy { .. } => {
-                let plan = copy_plan.take().ok_or_else(|| EngineError::internal("no copy plan"))?;
+                let plan = copy_plan
+                    .take()
+                    .ok_or_else(|| EngineError::internal("no copy plan"))?;
                 let parent_layers = self.layers_of(parent.as_deref())?;
                 let dir = self.work.join(format!("copy-{}", crate::names::new_id()));
-                let tar = self.work.join(format!("layer-{}.tar", crate::names::new_id()));
+                let tar = self
+                    .work
+                    .join(format!("layer-{}.tar", crate::names::new_id()));
                 let (d, t) = (dir.clone(), tar.clone());
                 let engine_dir = self.work.to_path_buf();
                 tokio::task::spawn_blocking(move || {
                     let r = plan.execute(&d, &parent_layers, &engine_dir).and_then(|_| {
-                        write_tar(&d, &t, false).map_err(|e| EngineError::Internal(format!("writing the layer: {e}")))
+                        write_tar(&d, &t, false)
+                            .map_err(|e| EngineError::Internal(format!("writing the layer: {e}")))
                     });
                     let _ = fs::remove_dir_all(&d);
                     r
@@ -525,7 +539,10 @@ impl StepCtx<'_> {
             Kind::Env(pairs) => {
                 let mut values = Vec::new();
                 for (k, v) in pairs {
-                    values.push((st.expand(k, self.escape, line)?, st.expand(v, self.escape, line)?));
+                    values.push((
+                        st.expand(k, self.escape, line)?,
+                        st.expand(v, self.escape, line)?,
+                    ));
                 }
                 for (k, v) in values {
                     st.set_env(&k, &v);
@@ -552,7 +569,9 @@ impl StepCtx<'_> {
                     && crate::rootfs::find_in_layers(self.work, &layers, &rel).is_none()
                 {
                     let dir = self.work.join(format!("wd-{}", crate::names::new_id()));
-                    let tar = self.work.join(format!("layer-{}.tar", crate::names::new_id()));
+                    let tar = self
+                        .work
+                        .join(format!("layer-{}.tar", crate::names::new_id()));
                     let (d, t) = (dir.clone(), tar.clone());
                     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                         fs::create_dir_all(d.join(&rel))?;
@@ -578,7 +597,11 @@ impl StepCtx<'_> {
                         new.extend(expose_ports(&p).map_err(|e| invalid(line, e))?);
                     }
                 }
-                let ports = st.cfg.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                let ports = st
+                    .cfg
+                    .config
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
                 for port in new {
                     ports.insert(port, serde_json::json!({}));
                 }
@@ -596,7 +619,10 @@ impl StepCtx<'_> {
             Kind::Label(pairs) => {
                 let mut values = Vec::new();
                 for (k, v) in pairs {
-                    values.push((st.expand(k, self.escape, line)?, st.expand(v, self.escape, line)?));
+                    values.push((
+                        st.expand(k, self.escape, line)?,
+                        st.expand(v, self.escape, line)?,
+                    ));
                 }
                 let labels = st.cfg.config.labels.get_or_insert_with(BTreeMap::new);
                 for (k, v) in values {
@@ -671,7 +697,11 @@ impl StepCtx<'_> {
             .stage_names
             .iter()
             .position(|n| n.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok().filter(|i| *i < self.stage_images.len()));
+            .or_else(|| {
+                from.parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < self.stage_images.len())
+            });
         let image = match idx {
             Some(i) => self.stage_images[i].clone(),
             None => Some(
@@ -712,7 +742,9 @@ impl StepCtx<'_> {
                     nix::mount::MsFlags::MS_RDONLY,
                     Some(options.as_str()),
                 )
-                .map_err(|e| EngineError::Internal(format!("mounting the stage's filesystem: {e}")))?;
+                .map_err(|e| {
+                    EngineError::Internal(format!("mounting the stage's filesystem: {e}"))
+                })?;
                 Ok((target.clone(), Some(MountGuard(target))))
             }
         }
@@ -757,7 +789,10 @@ impl StepCtx<'_> {
         let result = self.run_in(&id, &argv, line).await;
         let _ = self.engine.remove(&id, true, true).await;
         self.out
-            .say(format!("Removing intermediate container {}\n", &id[..12.min(id.len())]))
+            .say(format!(
+                "Removing intermediate container {}\n",
+                &id[..12.min(id.len())]
+            ))
             .await;
         result
     }
@@ -789,7 +824,9 @@ impl StepCtx<'_> {
             )));
         }
         let upper = self.engine.paths.container(id).join("upper");
-        let tar = self.work.join(format!("layer-{}.tar", crate::names::new_id()));
+        let tar = self
+            .work
+            .join(format!("layer-{}.tar", crate::names::new_id()));
         let t = tar.clone();
         tokio::task::spawn_blocking(move || write_tar(&upper, &t, true))
             .await
@@ -806,11 +843,16 @@ fn expose_ports(p: &str) -> std::result::Result<Vec<String>, String> {
         None => (p, "tcp".to_string()),
     };
     if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
-        return Err(format!("invalid protocol in EXPOSE {p:?}: use tcp, udp or sctp"));
+        return Err(format!(
+            "invalid protocol in EXPOSE {p:?}: use tcp, udp or sctp"
+        ));
     }
     let bad = || format!("invalid port in EXPOSE {p:?}: use a number 1-65535 or a range");
     let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let n = ports.parse::<u16>().map_err(|_| bad())?;
             (n, n)
@@ -845,7 +887,9 @@ fn healthcheck(h: &Health, line: usize) -> Result<DockerHealthcheck> {
         start_period: dur(&h.start_period)?,
         retries: match &h.retries {
             None => 0,
-            Some(r) => r.parse().map_err(|_| invalid(line, format!("bad --retries {r:?}")))?,
+            Some(r) => r
+                .parse()
+                .map_err(|_| invalid(line, format!("bad --retries {r:?}")))?,
         },
     })
 }
@@ -880,7 +924,12 @@ fn write_tar(dir: &Path, tar: &Path, overlay: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-fn add_dir<W: Write>(b: &mut tar::Builder<W>, base: &Path, rel: &Path, overlay: bool) -> std::io::Result<()> {
+fn add_dir<W: Write>(
+    b: &mut tar::Builder<W>,
+    base: &Path,
+    rel: &Path,
+    overlay: bool,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(base.join(rel))?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -1056,7 +1105,10 @@ impl CopyPlan {
         let mode = match &self.chmod {
             None => None,
             Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
-                invalid(self.line, format!("--chmod={m}: use an octal mode like 755"))
+                invalid(
+                    self.line,
+                    format!("--chmod={m}: use an octal mode like 755"),
+                )
             })?),
         };
         let dest_abs = if self.dest.starts_with('/') {
@@ -1064,7 +1116,11 @@ impl CopyPlan {
         } else {
             format!(
                 "{}/{}",
-                if self.workdir.is_empty() { "" } else { self.workdir.trim_end_matches('/') },
+                if self.workdir.is_empty() {
+                    ""
+                } else {
+                    self.workdir.trim_end_matches('/')
+                },
                 self.dest
             )
         };
@@ -1097,7 +1153,10 @@ impl CopyPlan {
                     .and_then(|p| fs::metadata(p).ok())
                 {
                     Some(m) => {
-                        fs::set_permissions(&target, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                        fs::set_permissions(
+                            &target,
+                            fs::Permissions::from_mode(m.mode() & 0o7777),
+                        )?;
                         std::os::unix::fs::lchown(&target, Some(m.uid()), Some(m.gid()))?;
                     }
                     None => {
@@ -1117,13 +1176,17 @@ impl CopyPlan {
             } else if self.add && m.is_file() && is_archive(&sp) {
                 make_parents(&dest_rel)?;
                 let f = fs::File::open(&sp)?;
-                let reader = berth_image::unpack::decompressed(std::io::BufReader::new(f), "ADD archive")
-                    .map_err(|e| invalid(self.line, e))?;
-                let mut ar = tar::Archive::new(reader);
-                ar.set_preserve_permissions(true);
-                ar.set_preserve_ownerships(true);
-                ar.unpack(layer.join(&dest_rel))
-                    .map_err(|e| invalid(self.line, format!("ADD {}: unpacking: {e}", src.display())))?;
+                let reader =
+                    berth_image::unpack::decompressed(std::io::BufReader::new(f), "ADD archive")
+                        .map_err(|e| invalid(self.line, e))?;
+                let target = layer.join(&dest_rel);
+                fs::create_dir_all(&target)?;
+                berth_image::unpack::unpack_layer(
+                    reader,
+                    &target,
+                    &format!("ADD {}", src.display()),
+                )
+                .map_err(|e| invalid(self.line, e))?;
             } else {
                 let target_rel = if dest_is_dir {
                     dest_rel.join(src.file_name().unwrap_or_default())
@@ -1203,7 +1266,10 @@ mod tests {
     fn exposes() {
         assert_eq!(expose_ports("80").unwrap(), vec!["80/tcp"]);
         assert_eq!(expose_ports("53/UDP").unwrap(), vec!["53/udp"]);
-        assert_eq!(expose_ports("8000-8001").unwrap(), vec!["8000/tcp", "8001/tcp"]);
+        assert_eq!(
+            expose_ports("8000-8001").unwrap(),
+            vec!["8000/tcp", "8001/tcp"]
+        );
         assert!(expose_ports("x").is_err());
         assert!(expose_ports("80/xyz").is_err());
         assert!(expose_ports("0").is_err());

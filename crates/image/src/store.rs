@@ -335,7 +335,11 @@ impl ImageStore {
                 let fs_dir = dir.join("fs");
                 fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
                 let f = fs::File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-                let n = crate::unpack::unpack_layer(std::io::BufReader::new(f), &fs_dir, "build layer")?;
+                let n = crate::unpack::unpack_layer(
+                    std::io::BufReader::new(f),
+                    &fs_dir,
+                    "build layer",
+                )?;
                 fs::write(dir.join("size"), n.to_string())
                     .ctx(|| format!("writing {}", dir.display()))?;
                 size += i64::try_from(n).unwrap_or(0);
