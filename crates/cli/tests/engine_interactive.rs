@@ -14,15 +14,25 @@ use common::TestEngine;
 
 /// Runs `berth ARGS` with `input` on its stdin; returns (exit code, stdout, stderr).
 fn with_stdin(e: &TestEngine, args: &[&str], input: &[u8]) -> (i32, String, String) {
-    let mut child = e
-        .cmd()
-        .args(args)
-        .stdin(Stdio::piped())
+    output_of(e.cmd().args(args), Some(input), "spawn berth")
+}
+
+/// Runs `cmd` with `input` on its stdin (none: stdin is /dev/null) and collects its exit code,
+/// stdout and stderr; `what` is the panic message if it cannot be spawned.
+fn output_of(cmd: &mut Command, input: Option<&[u8]>, what: &str) -> (i32, String, String) {
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn berth");
-    child.stdin.take().unwrap().write_all(input).unwrap();
+        .expect(what);
+    if let Some(input) = input {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -177,27 +187,13 @@ fn attach_reaches_a_detached_interactive_container() {
 }
 
 fn docker(e: &TestEngine, args: &[&str], input: Option<&[u8]>) -> (i32, String, String) {
-    let mut child = Command::new("docker")
-        .args(["-H", &e.host()])
-        .args(args)
-        .env("DOCKER_CONFIG", e.root.join("docker-config"))
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the docker client (scripts/setup.sh installs docker.io)");
-    if let Some(input) = input {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    output_of(
+        Command::new("docker")
+            .args(["-H", &e.host()])
+            .args(args)
+            .env("DOCKER_CONFIG", e.root.join("docker-config")),
+        input,
+        "the docker client (scripts/setup.sh installs docker.io)",
     )
 }
 

@@ -397,7 +397,13 @@ async fn attach_container(
             }
         }
     });
-    Ok(Response::builder()
+    Ok(switching_protocols(tty))
+}
+
+/// The `101 Switching Protocols` answer to a taken-over connection (attach, attached exec):
+/// the raw stream for a terminal, Docker's multiplexed frames otherwise.
+fn switching_protocols(tty: bool) -> Response {
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
@@ -410,7 +416,7 @@ async fn attach_container(
             },
         )
         .body(Body::empty())
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -419,16 +425,24 @@ struct ResizeQuery {
     w: Option<u16>,
 }
 
+impl ResizeQuery {
+    /// The terminal size asked for: (rows, columns), both required.
+    fn size(&self) -> Result<(u16, u16), EngineError> {
+        match (self.h, self.w) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(EngineError::Invalid(
+                "resize needs h and w (rows and columns)".into(),
+            )),
+        }
+    }
+}
+
 async fn resize_container(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ResizeQuery>,
 ) -> ApiResult {
-    let (Some(h), Some(w)) = (q.h, q.w) else {
-        return Err(EngineError::Invalid(
-            "resize needs h and w (rows and columns)".into(),
-        ));
-    };
+    let (h, w) = q.size()?;
     engine.resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -554,20 +568,7 @@ async fn exec_start(
                 .exec_session(id, container_id, spec, attach_stdin, client)
                 .await;
         });
-        return Ok(Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "tcp")
-            .header(
-                header::CONTENT_TYPE,
-                if tty {
-                    "application/vnd.docker.raw-stream"
-                } else {
-                    RAW_STREAM
-                },
-            )
-            .body(Body::empty())
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+        return Ok(switching_protocols(tty));
     }
     let rx = engine.exec_start(&id)?;
     Ok(stream_body(rx, RAW_STREAM))
@@ -578,11 +579,7 @@ async fn exec_resize(
     Path(id): Path<String>,
     Query(q): Query<ResizeQuery>,
 ) -> ApiResult {
-    let (Some(h), Some(w)) = (q.h, q.w) else {
-        return Err(EngineError::Invalid(
-            "resize needs h and w (rows and columns)".into(),
-        ));
-    };
+    let (h, w) = q.size()?;
     engine.exec_resize(&id, h, w)?;
     Ok(StatusCode::OK.into_response())
 }

@@ -64,7 +64,14 @@ pub struct Options {
     pub stdin_once: bool,
     /// Keep output for the first client (interactive containers).
     pub replay: bool,
+    /// Called once the loop has had nothing to do for [`IDLE_AFTER`] since it started or
+    /// since its last activity, and [`IDLE_AFTER`] after the start if it was busy until then
+    /// (the monitor gives back memory there).
+    pub on_idle: Option<fn()>,
 }
+
+/// How long the loop waits without events before it calls [`Options::on_idle`].
+pub const IDLE_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Stream {
@@ -104,6 +111,9 @@ struct Loop<'a> {
     listener: Option<UnixListener>,
     clients: Vec<Client>,
     log: &'a mut Option<LogWriter>,
+    on_idle: Option<fn()>,
+    /// Something happened since `on_idle` last ran.
+    idle_pending: bool,
 }
 
 fn set_nonblocking(fd: RawFd) {
@@ -212,6 +222,8 @@ pub fn run(
         listener,
         clients: Vec::new(),
         log,
+        on_idle: options.on_idle,
+        idle_pending: true,
     };
     let code = state.pump(pid, pidfd);
     state.finish();
@@ -224,6 +236,10 @@ impl Loop<'_> {
         let mut drain_deadline: Option<Instant> = None;
         let mut exited_at: Option<Instant> = None;
         let mut buf = vec![0u8; 64 * 1024];
+        let mut idle_now = false;
+        // The first call comes at the latest this long after the start, even if the container
+        // keeps the loop busy (the pages starting it took are given back then).
+        let mut first_idle_by = self.on_idle.map(|_| Instant::now() + IDLE_AFTER);
         loop {
             if self.sources.is_empty()
                 && exit_code.is_some()
@@ -274,12 +290,26 @@ impl Loop<'_> {
                 }
                 fds.push(poll(c.sock.as_raw_fd(), events));
             }
-            // Without a pidfd (very old kernels) or while draining, poll with a timeout.
+            // Without a pidfd (very old kernels) or while draining, poll with a timeout; while
+            // an idle callback is due, wake up for it.
+            let idle_due = self.idle_pending && self.on_idle.is_some();
             let timeout = if pidfd.is_none() || exit_code.is_some() {
                 200
+            } else if idle_due {
+                IDLE_AFTER.as_millis() as i32
             } else {
                 -1
             };
+            // Right before sleeping, so that as little as possible runs between the two.
+            if first_idle_by.is_some_and(|t| Instant::now() >= t) {
+                idle_now = true;
+            }
+            if std::mem::take(&mut idle_now) {
+                first_idle_by = None;
+                if let Some(on_idle) = self.on_idle {
+                    on_idle();
+                }
+            }
             // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
@@ -287,6 +317,14 @@ impl Loop<'_> {
                     continue;
                 }
                 break;
+            }
+            if n == 0 && idle_due && timeout > 200 {
+                self.idle_pending = false;
+                idle_now = true;
+                continue;
+            }
+            if n > 0 {
+                self.idle_pending = true;
             }
             let revents: Vec<i16> = fds.iter().map(|f| f.revents).collect();
 

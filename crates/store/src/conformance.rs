@@ -21,8 +21,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::{
-    Compare, CompareOp, CompareTarget, EventKind, KeyValue, Op, OpResult, RangeRequest, Revision,
-    Store, StoreError, Txn, WatchEvent, WatchStream,
+    Compare, CompareOp, CompareTarget, EventKind, KeyValue, Op, OpResult, RangeRequest,
+    RangeResponse, Revision, Store, StoreError, Txn, WatchEvent, WatchStream,
 };
 
 /// A store under test, with whatever must live as long as it (a temporary directory, a
@@ -150,6 +150,23 @@ fn compare(key: &str, op: CompareOp, target: CompareTarget) -> Compare {
 }
 
 /// Whether the single compare holds, checked through a transaction.
+/// Checks each `(operator, target, expected)` compare on key "k"; `what` names the compared
+/// field in failure messages.
+async fn check_compares<T: Copy + std::fmt::Display>(
+    store: &TestStore,
+    what: &str,
+    target: impl Fn(T) -> CompareTarget,
+    cases: &[(CompareOp, T, bool)],
+) {
+    for &(op, t, expected) in cases {
+        assert_eq!(
+            holds(store, compare("k", op, target(t))).await,
+            expected,
+            "{what} {op:?} {t}"
+        );
+    }
+}
+
 async fn holds(store: &TestStore, c: Compare) -> bool {
     let before = rev(store).await;
     let response = store
@@ -245,72 +262,46 @@ pub async fn key_metadata(store: TestStore) {
 pub async fn compare_version(store: TestStore) {
     store.put("k", b"a".to_vec()).await.unwrap();
     store.put("k", b"b".to_vec()).await.unwrap();
-    use CompareOp::*;
-    let v = CompareTarget::Version;
-    for (op, target, expected) in [
-        (Equal, 2, true),
-        (Equal, 1, false),
-        (NotEqual, 1, true),
-        (NotEqual, 2, false),
-        (Greater, 1, true),
-        (Greater, 2, false),
-        (Less, 3, true),
-        (Less, 2, false),
-    ] {
-        assert_eq!(
-            holds(&store, compare("k", op, v(target))).await,
-            expected,
-            "version {op:?} {target}"
-        );
-    }
+    let cases = number_cases(2);
+    check_compares(&store, "version", CompareTarget::Version, &cases).await;
 }
 
 /// Create-revision compares with each operator.
 pub async fn compare_create_revision(store: TestStore) {
     let created = store.put("k", b"a".to_vec()).await.unwrap();
     store.put("k", b"b".to_vec()).await.unwrap();
-    use CompareOp::*;
-    let c = CompareTarget::CreateRevision;
-    for (op, target, expected) in [
-        (Equal, created, true),
-        (Equal, created + 1, false),
-        (NotEqual, created + 1, true),
-        (NotEqual, created, false),
-        (Greater, created - 1, true),
-        (Greater, created, false),
-        (Less, created + 1, true),
-        (Less, created, false),
-    ] {
-        assert_eq!(
-            holds(&store, compare("k", op, c(target))).await,
-            expected,
-            "create_revision {op:?} {target}"
-        );
-    }
+    let cases = number_cases(created);
+    check_compares(
+        &store,
+        "create_revision",
+        CompareTarget::CreateRevision,
+        &cases,
+    )
+    .await;
 }
 
 /// Mod-revision compares with each operator.
 pub async fn compare_mod_revision(store: TestStore) {
     store.put("k", b"a".to_vec()).await.unwrap();
     let modified = store.put("k", b"b".to_vec()).await.unwrap();
+    let cases = number_cases(modified);
+    check_compares(&store, "mod_revision", CompareTarget::ModRevision, &cases).await;
+}
+
+/// Each operator against a numeric field whose value is `n`, both ways: `(op, target,
+/// whether "field op target" holds)`.
+fn number_cases(n: i64) -> [(CompareOp, i64, bool); 8] {
     use CompareOp::*;
-    let m = CompareTarget::ModRevision;
-    for (op, target, expected) in [
-        (Equal, modified, true),
-        (Equal, modified - 1, false),
-        (NotEqual, modified - 1, true),
-        (NotEqual, modified, false),
-        (Greater, modified - 1, true),
-        (Greater, modified, false),
-        (Less, modified + 1, true),
-        (Less, modified, false),
-    ] {
-        assert_eq!(
-            holds(&store, compare("k", op, m(target))).await,
-            expected,
-            "mod_revision {op:?} {target}"
-        );
-    }
+    [
+        (Equal, n, true),
+        (Equal, n + 1, false),
+        (NotEqual, n + 1, true),
+        (NotEqual, n, false),
+        (Greater, n - 1, true),
+        (Greater, n, false),
+        (Less, n + 1, true),
+        (Less, n, false),
+    ]
 }
 
 /// Value compares (byte-wise) with each operator.
@@ -318,24 +309,24 @@ pub async fn compare_value(store: TestStore) {
     store.put("k", b"m".to_vec()).await.unwrap();
     use CompareOp::*;
     let val = |v: &str| CompareTarget::Value(v.as_bytes().to_vec());
-    for (op, target, expected) in [
-        (Equal, "m", true),
-        (Equal, "n", false),
-        (NotEqual, "n", true),
-        (NotEqual, "m", false),
-        (Greater, "a", true),
-        (Greater, "m", false),
-        (Greater, "ma", false),
-        (Less, "z", true),
-        (Less, "ma", true),
-        (Less, "m", false),
-    ] {
-        assert_eq!(
-            holds(&store, compare("k", op, val(target))).await,
-            expected,
-            "value {op:?} {target}"
-        );
-    }
+    check_compares(
+        &store,
+        "value",
+        val,
+        &[
+            (Equal, "m", true),
+            (Equal, "n", false),
+            (NotEqual, "n", true),
+            (NotEqual, "m", false),
+            (Greater, "a", true),
+            (Greater, "m", false),
+            (Greater, "ma", false),
+            (Less, "z", true),
+            (Less, "ma", true),
+            (Less, "m", false),
+        ],
+    )
+    .await;
 }
 
 /// A missing key has version, create and mod revision 0, and no value.
@@ -507,14 +498,7 @@ pub async fn delete_prefix(store: TestStore) {
         }
         other => panic!("{other:?}"),
     }
-    let left: Vec<String> = store
-        .range(RangeRequest::prefix(""))
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| kv.key)
-        .collect();
+    let left = all_keys(&store).await;
     assert_eq!(left, ["t", "t0", "u/1"]);
     // Nothing left under the prefix: no revision.
     let response = store
@@ -561,6 +545,24 @@ pub async fn range_prefix_order(store: TestStore) {
     assert_eq!(keys(&response.kvs), ["c/1"]);
 }
 
+/// One page of the keys under "p/".
+async fn page(store: &TestStore, start_after: Option<&str>, limit: Option<usize>) -> RangeResponse {
+    store
+        .range(RangeRequest {
+            prefix: "p/".into(),
+            start_after: start_after.map(Into::into),
+            limit,
+        })
+        .await
+        .unwrap()
+}
+
+/// Every key in the store, in order.
+async fn all_keys(store: &TestStore) -> Vec<String> {
+    let all = store.range(RangeRequest::prefix("")).await.unwrap();
+    all.kvs.into_iter().map(|kv| kv.key).collect()
+}
+
 /// Pagination with `limit` and `start_after` walks every key once; `more` tells whether
 /// keys remain.
 pub async fn range_pagination(store: TestStore) {
@@ -576,14 +578,7 @@ pub async fn range_pagination(store: TestStore) {
     let mut start_after = None;
     let mut pages = 0;
     loop {
-        let response = store
-            .range(RangeRequest {
-                prefix: "p/".into(),
-                start_after: start_after.clone(),
-                limit: Some(10),
-            })
-            .await
-            .unwrap();
+        let response = page(&store, start_after.as_deref(), Some(10)).await;
         pages += 1;
         assert!(response.kvs.len() <= 10);
         seen.extend(response.kvs.iter().map(|kv| kv.key.clone()));
@@ -596,45 +591,17 @@ pub async fn range_pagination(store: TestStore) {
     let expected: Vec<String> = (0..25).map(|i| format!("p/{i:03}")).collect();
     assert_eq!(seen, expected);
     // Exactly `limit` keys left: more is false.
-    let response = store
-        .range(RangeRequest {
-            prefix: "p/".into(),
-            start_after: Some("p/014".into()),
-            limit: Some(10),
-        })
-        .await
-        .unwrap();
+    let response = page(&store, Some("p/014"), Some(10)).await;
     assert_eq!(response.kvs.len(), 10);
     assert!(!response.more);
     // start_after before the prefix starts at the prefix; after it, nothing.
-    let response = store
-        .range(RangeRequest {
-            prefix: "p/".into(),
-            start_after: Some("a".into()),
-            limit: Some(1),
-        })
-        .await
-        .unwrap();
+    let response = page(&store, Some("a"), Some(1)).await;
     assert_eq!(response.kvs[0].key, "p/000");
     assert!(response.more);
-    let response = store
-        .range(RangeRequest {
-            prefix: "p/".into(),
-            start_after: Some("p/024".into()),
-            limit: None,
-        })
-        .await
-        .unwrap();
+    let response = page(&store, Some("p/024"), None).await;
     assert!(response.kvs.is_empty() && !response.more);
     // limit 0 returns nothing, and tells whether there is more.
-    let response = store
-        .range(RangeRequest {
-            prefix: "p/".into(),
-            start_after: None,
-            limit: Some(0),
-        })
-        .await
-        .unwrap();
+    let response = page(&store, None, Some(0)).await;
     assert!(response.kvs.is_empty() && response.more);
 }
 
@@ -978,14 +945,7 @@ pub async fn invalid_requests(store: TestStore) {
         Err(StoreError::InvalidRequest(_))
     ));
     assert_eq!(rev(&store).await, base);
-    let keys: Vec<String> = store
-        .range(RangeRequest::prefix(""))
-        .await
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| kv.key)
-        .collect();
+    let keys = all_keys(&store).await;
     assert_eq!(keys, ["a"]);
     // Writing one key in each branch is fine.
     store

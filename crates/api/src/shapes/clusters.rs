@@ -12,6 +12,7 @@ pub struct ClusterSetting {
     pub value: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
@@ -22,23 +23,14 @@ pub struct Cluster {
     pub running_tasks_count: i64,
     pub pending_tasks_count: i64,
     pub active_services_count: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<Vec<KeyValuePair>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<Vec<ClusterSetting>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_providers: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_capacity_provider_strategy: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_connect_defaults: Option<Value>,
 }
 

@@ -9,23 +9,21 @@ pub struct Tag {
     pub value: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyValuePair {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
 /// One item a batch call could not handle (`reason` `MISSING`, `RESOURCE:MEMORY`, ...).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
     pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -43,15 +41,13 @@ impl Failure {
 }
 
 /// A container instance attribute (`PutAttributes` and friends).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribute {
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
 }
 
@@ -67,20 +63,16 @@ impl Attribute {
 }
 
 /// ECS's `Resource`: one resource of a container instance (`CPU`, `MEMORY`, `PORTS`, ...).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceAmount {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub double_value: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub long_value: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub integer_value: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub string_set_value: Option<Vec<String>>,
 }
 
@@ -117,14 +109,14 @@ impl ResourceAmount {
 }
 
 /// An account setting.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Setting {
     pub name: String,
     pub value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_arn: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
 }
 

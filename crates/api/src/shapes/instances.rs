@@ -5,29 +5,26 @@ use serde_json::Value;
 
 use super::common::{Attribute, Failure, ResourceAmount, Tag};
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerInstance {
     pub container_instance_arn: String,
     pub ec2_instance_id: String,
     pub version: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_info: Option<VersionInfo>,
     pub remaining_resources: Vec<ResourceAmount>,
     pub registered_resources: Vec<ResourceAmount>,
     pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     pub agent_connected: bool,
     pub running_tasks_count: i64,
@@ -36,7 +33,6 @@ pub struct ContainerInstance {
     pub registered_at: f64,
     #[serde(default)]
     pub attachments: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
 }
 

@@ -6,23 +6,20 @@ use serde_json::Value;
 
 use super::common::{Attribute, Failure, KeyValuePair, Tag};
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkBinding {
-    #[serde(rename = "bindIP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "bindIP")]
     pub bind_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port_range: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port_range: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
@@ -30,121 +27,84 @@ pub struct Container {
     pub task_arn: String,
     pub name: String,
     pub image: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_id: Option<String>,
     pub last_status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default)]
     pub network_bindings: Vec<NetworkBinding>,
     #[serde(default)]
     pub network_interfaces: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerOverride {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Vec<KeyValuePair>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_files: Option<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_requirements: Option<Vec<Value>>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskOverride {
     #[serde(default)]
     pub container_overrides: Vec<ContainerOverride>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     #[serde(default)]
     pub inference_accelerator_overrides: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_storage: Option<Value>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
     #[serde(default)]
     pub attachments: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
     pub cluster_arn: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectivity_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance_arn: Option<String>,
     pub containers: Vec<Container>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
     pub created_at: f64,
     pub desired_status: String,
     #[serde(default)]
     pub enable_execute_command: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_stopped_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
     pub last_status: String,
     pub launch_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
     #[serde(default)]
     pub overrides: TaskOverride,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_started_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_stopped_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopping_at: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
     pub task_arn: String,
     pub task_definition_arn: String,
