@@ -11,6 +11,7 @@
 //! [`template`] (`--format`), [`tarstream`] (upload bodies).
 
 mod agent;
+mod build;
 mod containers;
 mod format;
 mod images;
@@ -132,6 +133,8 @@ enum Command {
     Rmi(images::RmArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(images::TagArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Import a root filesystem tarball or directory as an image.
     Import(images::ImportArgs),
     /// Load images from a tar archive or an OCI layout directory.
@@ -395,6 +398,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(cmd) => images::dispatch(c, cmd).await,
         Command::Rmi(a) => images::rm(c, a).await,
         Command::Tag(a) => images::tag(c, a).await,
+        Command::Build(a) => build::build(c, a).await,
         Command::Import(a) => images::import(c, a).await,
         Command::Load(a) => images::load(c, a).await,
         Command::Save(a) => images::save(c, a).await,

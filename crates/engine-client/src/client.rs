@@ -946,6 +946,16 @@ impl EngineClient {
         self.decode(resp, "image import").await
     }
 
+    /// `POST /build` (Docker's classic builder API) with the context tar as the body: the
+    /// answer is a stream of JSON lines (`stream`, `aux`, `error`).
+    pub async fn build(&self, params: &[(&str, String)], body: RequestBody) -> Result<ByteStream> {
+        let path = format!("/build{}", query(params));
+        let resp = self
+            .request(Method::POST, &path, body, Some("application/x-tar"))
+            .await?;
+        Ok(self.byte_stream(resp))
+    }
+
     /// `POST /images/load` with a docker-archive or OCI layout tar as the body.
     pub async fn load_images(&self, body: RequestBody) -> Result<ImagesLoaded> {
         let resp = self

@@ -152,6 +152,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/start", post(exec_start))
         .route("/exec/{id}/json", get(exec_inspect))
         .route("/exec/{id}/resize", post(exec_resize))
+        .route("/build", post(build_image))
         .route("/images/json", get(list_images))
         .route("/images/import", post(import_image))
         .route("/images/create", post(import_image))
@@ -1074,4 +1075,99 @@ async fn events(State(engine): State<AppState>, Query(q): Query<EventsQuery>) ->
         }
     });
     Ok(stream_body(rx, "application/json"))
+}
+
+/// `POST /build` (Docker's classic builder API): the body is the context tar; the answer is
+/// a stream of JSON lines (`stream`, `aux` with the image id, or `error` + `errorDetail`).
+async fn build_image(
+    State(engine): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: Body,
+) -> ApiResult {
+    use crate::build::{BuildOptions, Progress};
+    let mut opts = BuildOptions::default();
+    for kv in raw.unwrap_or_default().split('&') {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        let v = percent_decode(&v.replace('+', "%20"));
+        match k {
+            "t" if !v.is_empty() => opts.tags.push(v),
+            "dockerfile" => opts.dockerfile = v,
+            "target" => opts.target = Some(v),
+            "nocache" => opts.no_cache = matches!(v.as_str(), "1" | "true" | "True"),
+            "networkmode" => opts.network = v,
+            "buildargs" if !v.is_empty() => {
+                opts.build_args = serde_json::from_str(&v)
+                    .map_err(|e| EngineError::Invalid(format!("invalid buildargs {v:?}: {e}")))?
+            }
+            _ => {}
+        }
+    }
+    for t in &opts.tags {
+        berth_image::reference::normalize_tag(t).map_err(EngineError::from)?;
+    }
+    match opts.network.as_str() {
+        "" | "default" | "none" | "host" | "bridge" => {}
+        other => {
+            return Err(EngineError::Invalid(format!(
+                "unsupported build network {other:?}: use none, host or bridge"
+            )))
+        }
+    }
+    let staged = stage_body(&engine, body).await?;
+    let ctx_dir = engine
+        .paths
+        .tmp()
+        .join(format!("context-{}", crate::names::new_id()));
+    let (src, dst) = (staged.path.clone(), ctx_dir.clone());
+    let unpacked = tokio::task::spawn_blocking(move || -> Result<(), EngineError> {
+        std::fs::create_dir_all(&dst)?;
+        let f = std::fs::File::open(&src)?;
+        let r = berth_image::unpack::decompressed(std::io::BufReader::new(f), "build context")?;
+        let mut ar = tar::Archive::new(r);
+        ar.set_preserve_permissions(true);
+        ar.unpack(&dst)
+            .map_err(|e| EngineError::Invalid(format!("reading the build context: {e}")))
+    })
+    .await
+    .map_err(EngineError::internal)?;
+    drop(staged);
+    if let Err(e) = unpacked {
+        let _ = std::fs::remove_dir_all(&ctx_dir);
+        return Err(e);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Progress>(256);
+    let (btx, brx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let line = |v: serde_json::Value| Bytes::from(format!("{v}\r\n"));
+    let fwd_tx = btx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            let v = match p {
+                Progress::Stream(s) => serde_json::json!({ "stream": s }),
+                Progress::Aux(id) => serde_json::json!({ "aux": { "ID": id } }),
+            };
+            let _ = fwd_tx.send(line(v)).await;
+        }
+    });
+    tokio::spawn(async move {
+        let result = crate::build::build(engine.clone(), ctx_dir.clone(), opts, tx).await;
+        let _ = forward.await;
+        match result {
+            Ok(id) => engine
+                .events
+                .publish("image", "build", &id, Default::default()),
+            Err(e) => {
+                let msg = e.to_string();
+                let _ = btx
+                    .send(line(serde_json::json!({
+                        "errorDetail": { "message": msg },
+                        "error": msg,
+                    })))
+                    .await;
+            }
+        }
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&ctx_dir)).await;
+    });
+    Ok(stream_body(brx, "application/json"))
 }

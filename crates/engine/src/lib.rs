@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod build;
 pub mod daemon;
 pub(crate) mod dns;
 pub mod engine;

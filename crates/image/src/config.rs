@@ -115,6 +115,9 @@ pub struct RunConfig {
     pub stop_signal: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<DockerHealthcheck>,
+    /// `SHELL` of a Dockerfile: the shell for shell-form RUN/CMD/ENTRYPOINT of later builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Docker's `Healthcheck` in an image config (durations in nanoseconds).

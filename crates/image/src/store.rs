@@ -278,6 +278,113 @@ impl ImageStore {
         Ok(i64::try_from(total).unwrap_or(i64::MAX))
     }
 
+    /// The parsed config blob of the image with id `id`.
+    pub fn config_file(&self, id: &str) -> Result<ImageConfigFile, ImageError> {
+        let raw = self.inner.content.read_verified(id)?;
+        ImageConfigFile::parse(&raw, id)
+    }
+
+    /// Commits a build step: the layers of `parent` (an image id; `None` for `scratch`) plus,
+    /// when given, one new layer (an uncompressed tar file, unpacked into its snapshot here),
+    /// under `cfg`, whose `rootfs` this sets. The image is tagged with `tags` (may be empty).
+    pub fn commit_layer(
+        &self,
+        parent: Option<&str>,
+        layer_tar: Option<&Path>,
+        mut cfg: ImageConfigFile,
+        tags: &[String],
+    ) -> Result<Image, ImageError> {
+        let tags = tags
+            .iter()
+            .map(|t| normalize_tag(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _w = lock(&self.inner.write);
+        let inner = &self.inner;
+        let (mut layers, mut diff_ids, mut descriptors, mut size) = match parent {
+            None => (Vec::new(), Vec::new(), Vec::new(), 0i64),
+            Some(pid) => {
+                let rec = lock(&inner.index)
+                    .images
+                    .get(pid)
+                    .cloned()
+                    .ok_or_else(|| ImageError::NotFound(pid.to_string()))?;
+                let raw = inner.content.read_verified(&rec.manifest_digest)?;
+                let manifest: crate::config::Manifest = serde_json::from_slice(&raw)
+                    .map_err(|e| ImageError::Corrupt(format!("manifest of {pid}: {e}")))?;
+                (rec.layers, rec.diff_ids, manifest.layers, rec.size)
+            }
+        };
+        let mut stage = Stage::new(&inner.tmp)?;
+        if let Some(tar_path) = layer_tar {
+            let mut file =
+                fs::File::open(tar_path).ctx(|| format!("opening {}", tar_path.display()))?;
+            let (path, diff_id, len) = stage.write_file(&mut file, None, "build layer")?;
+            diff_ids.push(diff_id.clone());
+            layers.push(diff_id.clone());
+            descriptors.push(crate::config::Descriptor {
+                media_type: crate::config::OCI_LAYER_TAR.to_string(),
+                digest: diff_id.clone(),
+                size: i64::try_from(len).unwrap_or(i64::MAX),
+                ..Default::default()
+            });
+            let chain = chain_ids(&diff_ids).pop().unwrap_or_default();
+            if inner.snapshots.exists(&chain) {
+                size += i64::try_from(inner.snapshots.size(&chain).unwrap_or(0)).unwrap_or(0);
+            } else {
+                let dir = stage.temp_path("snapshot");
+                let fs_dir = dir.join("fs");
+                fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
+                let f = fs::File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+                let n = crate::unpack::unpack_layer(
+                    std::io::BufReader::new(f),
+                    &fs_dir,
+                    "build layer",
+                )?;
+                fs::write(dir.join("size"), n.to_string())
+                    .ctx(|| format!("writing {}", dir.display()))?;
+                size += i64::try_from(n).unwrap_or(0);
+                stage
+                    .snapshots
+                    .insert(chain, crate::stage::StagedSnapshot { dir, size: n });
+            }
+            stage.add_blob(&diff_id, path);
+        }
+        cfg.rootfs = crate::config::RootFsConfig {
+            kind: "layers".to_string(),
+            diff_ids: diff_ids.clone(),
+        };
+        let cfg_bytes = serde_json::to_vec(&cfg)
+            .map_err(|e| ImageError::Corrupt(format!("serializing config: {e}")))?;
+        let id = stage.add_blob_bytes(&cfg_bytes)?;
+        let manifest = crate::config::Manifest {
+            schema_version: 2,
+            media_type: Some(crate::config::OCI_MANIFEST.to_string()),
+            config: crate::config::Descriptor {
+                media_type: crate::config::OCI_CONFIG.to_string(),
+                digest: id.clone(),
+                size: cfg_bytes.len() as i64,
+                ..Default::default()
+            },
+            layers: descriptors,
+            annotations: Default::default(),
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| ImageError::Corrupt(format!("serializing manifest: {e}")))?;
+        let manifest_digest = stage.add_blob_bytes(&manifest_bytes)?;
+        let new = NewImage {
+            id,
+            record: ImageRecord {
+                manifest_digest,
+                layers,
+                diff_ids,
+                size,
+                added: crate::import::go_rfc3339_nano(chrono::Utc::now()),
+            },
+            tags,
+        };
+        self.first(self.commit(stage, vec![new])?)
+    }
+
     // -----------------------------------------------------------------------------------------
 
     fn first(&self, images: Vec<Image>) -> Result<Image, ImageError> {
