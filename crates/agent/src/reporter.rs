@@ -108,6 +108,17 @@ impl Reporter {
             .unwrap_or(false)
     }
 
+    /// The task's STOPPED report is final (acknowledged or refused): nothing more is sent.
+    fn close_lane(&self, task: &str) {
+        if let Ok(mut lanes) = self.lanes.lock() {
+            if let Some(lane) = lanes.get_mut(task) {
+                lane.stopped_acked = true;
+                lane.queued = None;
+                lane.in_flight = false;
+            }
+        }
+    }
+
     fn take(&self, task: &str) -> Option<SubmitTaskStateChangeRequest> {
         let mut lanes = self.lanes.lock().ok()?;
         let lane = lanes.get_mut(task)?;
@@ -126,13 +137,7 @@ impl Reporter {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     if report.status.as_deref() == Some("STOPPED") {
-                        if let Ok(mut lanes) = self.lanes.lock() {
-                            if let Some(lane) = lanes.get_mut(&task) {
-                                lane.stopped_acked = true;
-                                lane.queued = None;
-                                lane.in_flight = false;
-                            }
-                        }
+                        self.close_lane(&task);
                         return;
                     }
                     current = self.take(&task);
@@ -141,13 +146,7 @@ impl Reporter {
                     tracing::warn!(task, "state report refused: {e}");
                     if report.status.as_deref() == Some("STOPPED") {
                         // Final either way: the server will not take it.
-                        if let Ok(mut lanes) = self.lanes.lock() {
-                            if let Some(lane) = lanes.get_mut(&task) {
-                                lane.stopped_acked = true;
-                                lane.queued = None;
-                                lane.in_flight = false;
-                            }
-                        }
+                        self.close_lane(&task);
                         return;
                     }
                     current = self.take(&task);
