@@ -11,6 +11,7 @@
 //! - [`exec_helper`] — the exec helper process (`berth __exec`); [`exec`] drives it.
 //! - [`networking`] — bridge networks through berth-network: API-facing network calls and
 //!   the attach/detach of containers at start and exit.
+//! - [`memory`] — giving pages back when idle (the monitor; the agent's process).
 //! - [`health`], [`logs`], [`listing`], [`system`], [`volumes`], [`events`]: one feature each.
 //!
 //! Process model: the daemon is async (tokio) and never forks containers itself; youki's
@@ -31,6 +32,7 @@ pub mod health;
 pub mod listing;
 pub mod logfile;
 pub mod logs;
+pub mod memory;
 pub mod monitor;
 pub mod monitor_io;
 pub mod names;

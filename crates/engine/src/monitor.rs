@@ -284,7 +284,7 @@ fn run(dir: &Path, config: &MonitorConfig) {
             stdin,
             stdin_once: config.stdin_once,
             replay: config.replay,
-            on_idle: Some(shed_memory),
+            on_idle: Some(crate::memory::shed_single_threaded),
         },
         attach,
         &mut log,
@@ -298,113 +298,6 @@ fn run(dir: &Path, config: &MonitorConfig) {
     state.exit_code = exit_code;
     state.finished_at = now_rfc3339_nanos();
     state.save(dir);
-}
-
-/// The monitor lives as long as its container: 2 s after the container started, and again
-/// whenever its loop has been idle for 2 s, it gives back what it no longer uses, so an idle
-/// monitor costs little memory (not at once: the first output must not wait for it):
-/// - the pages of the binary's and the libraries' code and read-only data that starting (or
-///   the last burst of work) touched — libcontainer, serde, the spec — leave this process's
-///   page tables (`MADV_DONTNEED`: they stay in the page cache, shared with the engine and the
-///   other monitors, and fault back in when used again);
-/// - the stack below the current frame, deep during libcontainer's create;
-/// - free heap (`malloc_trim`).
-fn shed_memory() {
-    // The ranges are collected first and dropped last, with nothing allocated or freed in
-    // between: whatever code runs after the drop faults its pages back in.
-    let mut ranges = [(0usize, 0usize); 64];
-    let mut count = 0;
-    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
-        let here = 0u8;
-        let sp = std::ptr::addr_of!(here) as usize;
-        for m in mappings(&smaps) {
-            let range = if m.name == "[stack]" {
-                // Everything more than 16 KiB below this frame is unused stack (the calls
-                // made from here need far less).
-                (m.start, (sp.saturating_sub(16 << 10)) & !(page_size() - 1))
-            } else if m.name.starts_with('/') && !m.writable && m.anonymous_kb == 0 {
-                // Clean file pages only: a read-only mapping holding no private (relocated,
-                // copy-on-write) pages is the file's content, which a refault reads again.
-                (m.start, m.end)
-            } else {
-                continue;
-            };
-            if range.1 > range.0 && count < ranges.len() {
-                ranges[count] = range;
-                count += 1;
-            }
-        }
-    }
-    // SAFETY: malloc_trim only returns free heap memory to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    for &(start, end) in &ranges[..count] {
-        dont_need(start, end);
-    }
-}
-
-/// One mapping of `/proc/self/smaps`.
-struct Mapping<'a> {
-    start: usize,
-    end: usize,
-    writable: bool,
-    name: &'a str,
-    anonymous_kb: u64,
-}
-
-/// The mappings listed in `smaps` text, with their `Anonymous:` sizes.
-fn mappings(smaps: &str) -> Vec<Mapping<'_>> {
-    let mut out: Vec<Mapping> = Vec::new();
-    for line in smaps.lines() {
-        if let Some(kb) = line.strip_prefix("Anonymous:") {
-            if let Some(m) = out.last_mut() {
-                m.anonymous_kb = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(1);
-            }
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
-        out.push(Mapping {
-            start,
-            end,
-            writable: perms.contains('w'),
-            name: fields.nth(3).unwrap_or(""),
-            // Unknown until its `Anonymous:` line: assume private pages.
-            anonymous_kb: u64::MAX,
-        });
-    }
-    out
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as usize
-    } else {
-        4096
-    }
-}
-
-fn dont_need(start: usize, end: usize) {
-    // SAFETY: callers pass only ranges whose contents may be dropped: clean file-backed
-    // mappings (refaulted from the file) and unused stack below the current frame (refaulted as
-    // zero pages).
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-    }
 }
 
 /// Opens a pidfd for `pid` (Linux >= 5.3).
@@ -433,35 +326,4 @@ pub fn is_monitor_alive(pid: i32, dir: &Path) -> bool {
     }
     let text = String::from_utf8_lossy(&cmdline);
     text.contains("__monitor") && text.contains(&*dir.to_string_lossy())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smaps_mappings_carry_their_anonymous_size() {
-        let smaps = "\
-55d0c0000000-55d0c0100000 r--p 00000000 fe:01 123 /usr/bin/berth
-Size:               1024 kB
-Anonymous:             0 kB
-VmFlags: rd mr mw me sd
-55d0c0100000-55d0c0200000 r--p 00100000 fe:01 123 /usr/bin/berth
-Anonymous:            12 kB
-7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
-Anonymous:           132 kB
-7ffd00100000-7ffd00101000 rw-p 00000000 00:00 0
-";
-        let m = mappings(smaps);
-        assert_eq!(m.len(), 4);
-        assert_eq!((m[0].start, m[0].end), (0x55d0c0000000, 0x55d0c0100000));
-        assert_eq!(
-            (m[0].name, m[0].writable, m[0].anonymous_kb),
-            ("/usr/bin/berth", false, 0)
-        );
-        assert_eq!(m[1].anonymous_kb, 12);
-        assert_eq!((m[2].name, m[2].writable), ("[stack]", true));
-        // No Anonymous line seen: treated as holding private pages.
-        assert_eq!((m[3].name, m[3].anonymous_kb), ("", u64::MAX));
-    }
 }
