@@ -1,6 +1,10 @@
 //! `berth agent`: the node agent. Connects to the engine at `--host` (starting one in this
 //! process when none answers there), then hands over to [`berth_agent::run`] until SIGINT or
 //! SIGTERM. Tasks keep running when the agent exits; the next agent adopts them.
+//!
+//! Memory: the process uses at most two malloc arenas and gives back the pages a burst of work
+//! touched once it is idle again ([`berth_engine::memory::shed_when_idle`]); see
+//! docs/benchmarks.md, "Node agent".
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +60,17 @@ fn credentials(a: &AgentArgs) -> anyhow::Result<Option<berth_ecs_client::Credent
     Ok(berth_ecs_client::Credentials::from_env())
 }
 
+/// Caps glibc's malloc at two arenas (the main one and one shared by the other threads)
+/// instead of one per thread: an idle agent keeps less free heap spread across arenas. Call
+/// before any thread starts.
+pub fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes malloc's tuning; called from `main` before the runtime's
+    // threads exist, so no allocation runs concurrently.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
     let cleanup_ns = crate::parse::parse_duration(&a.task_cleanup_wait)?;
@@ -77,6 +92,9 @@ pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    // Idle, the agent needs a few pages; each burst of work (an image import, a task start)
+    // touches megabytes of code and heap: give them back when it is over.
+    tokio::spawn(berth_engine::memory::shed_when_idle());
     let engine = EngineClient::new(host)?;
     let mut in_process = None;
     if engine.ping().await.is_err() {

@@ -298,6 +298,9 @@ fn main() {
         Command::Container(ContainerCommand::Run(_) | ContainerCommand::Create(_)) => 125,
         _ => 1,
     };
+    if matches!(cli.command, Command::Agent(_)) {
+        agent::limit_malloc_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
