@@ -126,6 +126,11 @@ def main() -> None:
         print(f"agent idle memory (agent + in-process engine, no tasks): median RSS "
               f"{rss:.1f} MiB, PSS {pss:.1f} MiB over {len(idle)} agents", flush=True)
         latency(fleet, args.latency_runs)
+        time.sleep(5)
+        idle = [rss_kib(h.proc.pid) for h in fleet.hosts]
+        print(f"agent idle memory 5 s after the latency runs (all tasks stopped): median RSS "
+              f"{statistics.median(r for r, _ in idle) / 1024:.1f} MiB, PSS "
+              f"{statistics.median(p for _, p in idle) / 1024:.1f} MiB", flush=True)
         if not args.skip_bulk:
             bulk(fleet, args.tasks)
             idle = [rss_kib(h.proc.pid) for h in fleet.hosts]
