@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The engine's container tests again, on a cgroup v2 host: runs the already built test
+# executables of crates/cli's engine suites (limits and OOM, lifecycle, isolation, live restore,
+# basics) inside the cgroup-v2-only guest of tests/vm/run.sh. Exit status: non-zero if any
+# suite fails (or the guest cannot boot). Build first (`cargo build --workspace --all-targets`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+suites=(engine_limits engine_lifecycle engine_isolation engine_restore engine_basics)
+args=()
+for s in "${suites[@]}"; do args+=(--test "$s"); done
+mapfile -t exes < <(cargo test -q -p berth "${args[@]}" --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["executable"])')
+[ "${#exes[@]}" = "${#suites[@]}" ] || { echo "cgroup-v2.sh: expected ${#suites[@]} test executables, found ${#exes[@]}" >&2; exit 1; }
+script='s=0; for t in "$@"; do echo "== cgroup v2: ${t##*/}"; "$t" --test-threads 2 || s=1; done; exit $s'
+echo "cgroup v2 guest: ${suites[*]}"
+bash tests/vm/run.sh sh -c "$script" sh "${exes[@]}"
