@@ -118,7 +118,11 @@ fn ok(e: &TestEngine, config: &Path, args: &[&str], reg: &ReferenceRegistry) -> 
 
 fn fails(e: &TestEngine, config: &Path, args: &[&str]) -> String {
     let o = berth(e, config, args);
-    assert_eq!(o.status.code(), Some(1), "berth {args:?} should fail: {o:?}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "berth {args:?} should fail: {o:?}"
+    );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -159,7 +163,13 @@ fn push_pull_and_run_through_the_reference_registry() {
     assert!(pulled.contains("Pull complete"), "{pulled}");
     assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
     assert_eq!(
-        ok(&b, &cb, &["run", "--rm", &image, "echo", "via-reference-registry"], &reg).trim(),
+        ok(
+            &b,
+            &cb,
+            &["run", "--rm", &image, "echo", "via-reference-registry"],
+            &reg
+        )
+        .trim(),
         "via-reference-registry"
     );
     let second = ok(&b, &cb, &["pull", &image], &reg);
@@ -175,7 +185,9 @@ fn push_pull_and_run_through_the_reference_registry() {
 #[test]
 fn htpasswd_login_push_and_pull_with_the_reference_registry() {
     let secrets = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("pa55word", 5).unwrap().replacen("$2b$", "$2y$", 1);
+    let hash = bcrypt::hash("pa55word", 5)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
     let htpasswd = secrets.path().join("htpasswd");
     std::fs::write(&htpasswd, format!("carol:{hash}\n")).unwrap();
     let Some(reg) = ReferenceRegistry::start(Some(&htpasswd)) else {
@@ -202,7 +214,12 @@ fn htpasswd_login_push_and_pull_with_the_reference_registry() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(b"pa55word\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"pa55word\n")
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"),

@@ -23,14 +23,32 @@ use crate::progress::{short_digest, Progress, ProgressSink};
 use crate::session::Session;
 use crate::{Credentials, DistributionError, RegistryClient};
 
-/// Largest blob sent in one `PUT`.
+/// Largest blob sent in one `PUT` by default.
 pub const MONOLITHIC_MAX: u64 = 32 << 20;
-/// Chunk size of a chunked upload.
+/// Chunk size of a chunked upload by default.
 pub const CHUNK_SIZE: u64 = 16 << 20;
 /// Blobs uploaded at once.
 pub const CONCURRENT_UPLOADS: usize = 3;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// When a blob is sent in one `PUT` and how big the chunks of larger ones are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadSizes {
+    /// Largest blob sent in one `PUT`.
+    pub monolithic_max: u64,
+    /// Chunk size of a chunked upload.
+    pub chunk_size: u64,
+}
+
+impl Default for UploadSizes {
+    fn default() -> Self {
+        Self {
+            monolithic_max: MONOLITHIC_MAX,
+            chunk_size: CHUNK_SIZE,
+        }
+    }
+}
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +68,30 @@ pub async fn push(
     credentials: Credentials,
     progress: ProgressSink,
 ) -> Result<PushOutcome, DistributionError> {
+    push_with(
+        client,
+        store,
+        reference,
+        credentials,
+        progress,
+        UploadSizes::default(),
+    )
+    .await
+}
+
+/// [`push`] with explicit upload sizes.
+pub async fn push_with(
+    client: &RegistryClient,
+    store: &ImageStore,
+    reference: &str,
+    credentials: Credentials,
+    progress: ProgressSink,
+    sizes: UploadSizes,
+) -> Result<PushOutcome, DistributionError> {
+    let sizes = UploadSizes {
+        monolithic_max: sizes.monolithic_max,
+        chunk_size: sizes.chunk_size.max(1),
+    };
     let r = Reference::parse(reference)?;
     if r.digest.is_some() {
         return Err(DistributionError::Invalid(format!(
@@ -108,12 +150,12 @@ pub async fn push(
     let mounts = &mount_from;
     futures_util::stream::iter(layers.into_iter().map(|l: Descriptor| {
         let progress = progress.clone();
-        async move { push_blob(session, store, &l, mounts, Some(&progress)).await }
+        async move { push_blob(session, store, &l, mounts, Some(&progress), sizes).await }
     }))
     .buffer_unordered(CONCURRENT_UPLOADS)
     .try_collect::<Vec<()>>()
     .await?;
-    push_blob(session, store, &manifest.config, &mount_from, None).await?;
+    push_blob(session, store, &manifest.config, &mount_from, None, sizes).await?;
 
     let url = session.url(&format!("manifests/{tag}"));
     let body = manifest_bytes.clone();
@@ -148,6 +190,7 @@ async fn push_blob(
     desc: &Descriptor,
     mount_from: &[String],
     progress: Option<&ProgressSink>,
+    sizes: UploadSizes,
 ) -> Result<(), DistributionError> {
     let id = short_digest(&desc.digest);
     let say = |status: &str| {
@@ -232,7 +275,7 @@ async fn push_blob(
             }
         }) as Arc<dyn Fn() + Send + Sync>
     });
-    if size <= MONOLITHIC_MAX {
+    if size <= sizes.monolithic_max {
         let url = with_query(&location, &format!("digest={}", desc.digest));
         let make = || file_body(store, &desc.digest, 0, size, &sent, tick.clone());
         let resp = session
@@ -246,7 +289,7 @@ async fn push_blob(
     } else {
         let mut start = 0;
         while start < size {
-            let len = CHUNK_SIZE.min(size - start);
+            let len = sizes.chunk_size.min(size - start);
             let range = format!("{start}-{}", start + len - 1);
             let base = sent.load(Ordering::Relaxed);
             let make = || {
