@@ -143,6 +143,7 @@ fn push_then_pull_into_a_second_engine_and_run() {
     let q = ok(&b, &cb, &["pull", "-q", &by_digest]);
     assert_eq!(q.trim(), by_digest);
     assert_eq!(b.inspect(&by_digest, "{{.Id}}"), a.inspect("bb", "{{.Id}}"));
+    assert_eq!(ok(&b, &cb, &["image", "pull", "-q", &image]).trim(), image);
 
     // Errors a user sees.
     let nope = format!("{}/demo/bb:nope", reg.addr);
