@@ -813,6 +813,9 @@ fn apply_batch(
     wtx.set_quick_repair(shared.options.quick_repair);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut dirty = false;
+    // The log record's payload, built while applying: each event is encoded once, for the
+    // history table and the log alike.
+    let mut log = writer.wal.is_some().then(LogPayload::new);
     {
         let mut keys = wtx.open_table(KEYS).map_err(storage)?;
         let mut history = wtx.open_table(HISTORY).map_err(storage)?;
@@ -825,16 +828,20 @@ fn apply_batch(
                     }
                     // An error here is the backend's: it fails the whole batch.
                     let (response, events) = apply_txn(&mut WriteSpace(&mut keys), revision, txn)?;
-                    for (n, event) in events.iter().enumerate() {
-                        history
-                            .insert(
-                                (response.revision, n as u32),
-                                encode_event(event).as_slice(),
-                            )
-                            .map_err(storage)?;
-                    }
                     if !events.is_empty() {
                         dirty = true;
+                        if let Some(log) = log.as_mut() {
+                            log.begin_write(response.revision, events.len());
+                        }
+                    }
+                    for (n, event) in events.iter().enumerate() {
+                        let bytes = encode_event(event);
+                        history
+                            .insert((response.revision, n as u32), bytes.as_slice())
+                            .map_err(storage)?;
+                        if let Some(log) = log.as_mut() {
+                            log.event(&bytes);
+                        }
                     }
                     revision = response.revision;
                     outcomes.push(Outcome::Txn(Ok((response, events))));
@@ -876,7 +883,7 @@ fn apply_batch(
     if dirty {
         if let Some(wal) = writer.wal.as_mut() {
             // Durable in the log first; only then visible to readers (commit) and answered.
-            let payload = encode_batch(&outcomes, revision, compacted);
+            let payload = log.take().unwrap_or_default().finish(revision, compacted);
             if let Err(e) = wal.append(&payload) {
                 let error = StoreError::Backend(format!(
                     "cannot write the store's log {}: {e} (restart to recover)",
@@ -908,29 +915,47 @@ fn trim_history(
 }
 
 /// A log record's payload: the batch's final revision and compaction point, then each
-/// writing transaction's revision and events.
-fn encode_batch(outcomes: &[Outcome], revision: Revision, compacted: Revision) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&revision.to_le_bytes());
-    out.extend_from_slice(&compacted.to_le_bytes());
-    let writes: Vec<_> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Txn(Ok((response, events))) if !events.is_empty() => {
-                Some((response.revision, events))
-            }
-            _ => None,
-        })
-        .collect();
-    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
-    for (rev, events) in writes {
-        out.extend_from_slice(&rev.to_le_bytes());
-        out.extend_from_slice(&(events.len() as u32).to_le_bytes());
-        for event in events {
-            push_sized(&mut out, &encode_event(event));
+/// writing transaction's revision and events (`push_sized` encoded events).
+struct LogPayload {
+    bytes: Vec<u8>,
+    writes: u32,
+}
+
+/// Where the payload's header (revision, compaction point, number of writes) goes.
+const LOG_HEADER: usize = 8 + 8 + 4;
+
+impl LogPayload {
+    fn new() -> Self {
+        LogPayload {
+            bytes: vec![0; LOG_HEADER],
+            writes: 0,
         }
     }
-    out
+
+    /// Starts the events of one writing transaction.
+    fn begin_write(&mut self, revision: Revision, events: usize) {
+        self.writes += 1;
+        self.bytes.extend_from_slice(&revision.to_le_bytes());
+        self.bytes.extend_from_slice(&(events as u32).to_le_bytes());
+    }
+
+    /// Adds one encoded event of the current transaction.
+    fn event(&mut self, encoded: &[u8]) {
+        push_sized(&mut self.bytes, encoded);
+    }
+
+    fn finish(mut self, revision: Revision, compacted: Revision) -> Vec<u8> {
+        self.bytes[0..8].copy_from_slice(&revision.to_le_bytes());
+        self.bytes[8..16].copy_from_slice(&compacted.to_le_bytes());
+        self.bytes[16..20].copy_from_slice(&self.writes.to_le_bytes());
+        self.bytes
+    }
+}
+
+impl Default for LogPayload {
+    fn default() -> Self {
+        LogPayload::new()
+    }
 }
 
 /// Applies log records to redb in one durable commit; returns the new revision and

@@ -4,7 +4,7 @@
 //! instances, ask the scheduler for a placement and write, in one conditional transaction,
 //! the new tasks, their assignments, the instances' reservations and the cluster's counts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_api::shapes::{
     Cluster, Container, ContainerOverride, DescribeTasksRequest, Failure, ListTasksRequest,
@@ -128,6 +128,36 @@ fn instance_failures(records: &[(InstanceRecord, i64)], req: &PlacementRequest) 
         }
     }
     out
+}
+
+/// Records which tasks a RunTask `clientToken` created.
+fn put_idempotency(
+    batch: &mut Batch,
+    cluster: &str,
+    token: &str,
+    fingerprint: &str,
+    tasks: &[TaskRecord],
+) -> Result<(), EcsError> {
+    let rec = IdempotencyRecord {
+        fingerprint: fingerprint.to_owned(),
+        task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+    };
+    batch.put(keys::idempotency(cluster, token), &rec, Some(0))
+}
+
+/// The working copy of the cached instance at `index` (cloned from the cache the first time).
+fn working_copy<'a>(
+    touched: &'a mut BTreeMap<usize, InstanceRecord>,
+    cached: &[(InstanceRecord, i64)],
+    index: usize,
+) -> Option<&'a mut InstanceRecord> {
+    match touched.entry(index) {
+        std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            let (rec, _) = cached.get(index)?;
+            Some(e.insert(rec.clone()))
+        }
+    }
 }
 
 /// The most per-instance failures a RunTask reports.
@@ -258,23 +288,27 @@ impl Core {
                 return Err(EcsError::server("cluster cache missing"));
             };
             let mut cluster = cache.cluster.clone();
-            let mut records = cache.instances.clone();
+            // Working copies of the instances this request places on (index into the cache),
+            // so a request clones only what it changes.
+            let mut touched: BTreeMap<usize, InstanceRecord> = BTreeMap::new();
             let at = now();
             let mut tasks: Vec<TaskRecord> = Vec::new();
             let mut failures = Vec::new();
             match &target {
                 Target::Place(req) => {
-                    if records.is_empty() {
+                    if cache.instances.is_empty() {
                         // ECS answers with an exception here, not with failures.
                         return Err(EcsError::invalid(
                             "No Container Instances were found in your cluster.",
                         ));
                     }
-                    let view =
-                        ClusterView::from_specs(records.iter().map(|(r, _)| instance_spec(r)));
+                    let view = ClusterView::from_specs(
+                        cache.instances.iter().map(|(r, _)| instance_spec(r)),
+                    );
                     let outcome = berth_scheduler::place(&view, req, crate::ids::seed())?;
                     for p in &outcome.placements {
-                        let Some((inst, _)) = records.get_mut(p.instance) else {
+                        let Some(inst) = working_copy(&mut touched, &cache.instances, p.instance)
+                        else {
                             return Err(EcsError::server("placement on an unknown instance"));
                         };
                         let ports = host_ports(&n, &p.host_ports);
@@ -283,7 +317,13 @@ impl Core {
                         tasks.push(t);
                     }
                     if outcome.unplaced > 0 {
-                        failures = instance_failures(&records, req);
+                        let after: Vec<(InstanceRecord, i64)> = cache
+                            .instances
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (r, v))| (touched.get(&i).unwrap_or(r).clone(), *v))
+                            .collect();
+                        failures = instance_failures(&after, req);
                         if failures.is_empty() {
                             failures = failures_of(&outcome, &cluster.cluster_arn);
                         }
@@ -291,10 +331,13 @@ impl Core {
                 }
                 Target::Instances(ids) => {
                     for id in ids {
-                        let Some((inst, _)) = records.iter_mut().find(|(r, _)| &r.id == id) else {
+                        let Some(i) = cache.instances.iter().position(|(r, _)| &r.id == id) else {
                             let arn = self.scope(ctx).container_instance(&n.cluster, id);
                             failures.push(Failure::missing(arn));
                             continue;
+                        };
+                        let Some(inst) = working_copy(&mut touched, &cache.instances, i) else {
+                            return Err(EcsError::server("cluster cache missing an instance"));
                         };
                         let view = ClusterView::from_specs([instance_spec(inst)]);
                         let req = PlacementRequest::new(n.spec.clone(), 1, n.group.clone());
@@ -327,18 +370,13 @@ impl Core {
             let mut batch = Batch::new();
             if !tasks.is_empty() {
                 batch.put_at_version(keys::cluster(&n.cluster), &cluster, cache.cluster_version)?;
-                cache.cluster = cluster;
-                cache.cluster_version += 1;
-                for (i, (rec, version)) in records.into_iter().enumerate() {
-                    if tasks
-                        .iter()
-                        .any(|t| t.instance_id.as_deref() == Some(&rec.id))
-                    {
-                        batch.put_at_version(keys::instance(&n.cluster, &rec.id), &rec, version)?;
-                        if let Some(slot_rec) = cache.instances.get_mut(i) {
-                            *slot_rec = (rec, version + 1);
-                        }
-                    }
+                let mut changed = Vec::with_capacity(touched.len());
+                for (i, rec) in touched {
+                    let Some((_, version)) = cache.instances.get(i) else {
+                        return Err(EcsError::server("cluster cache missing an instance"));
+                    };
+                    batch.put_at_version(keys::instance(&n.cluster, &rec.id), &rec, *version)?;
+                    changed.push((i, rec, *version + 1));
                 }
                 for t in &tasks {
                     batch.put(keys::task(&n.cluster, &t.id), t, Some(0))?;
@@ -346,13 +384,20 @@ impl Core {
                         batch.put(keys::assignment(i, &t.id), &AssignmentRecord::of(t), None)?;
                     }
                 }
-            }
-            if let Some((token, fingerprint)) = &idempotency {
-                let rec = IdempotencyRecord {
-                    fingerprint: fingerprint.clone(),
-                    task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
-                };
-                batch.put(keys::idempotency(&n.cluster, token), &rec, Some(0))?;
+                if let Some((token, fingerprint)) = &idempotency {
+                    put_idempotency(&mut batch, &n.cluster, token, fingerprint, &tasks)?;
+                }
+                // Only now, with nothing left that can fail before the submission: the cache
+                // becomes the records as they will be after this write.
+                cache.cluster = cluster;
+                cache.cluster_version += 1;
+                for (i, rec, version) in changed {
+                    if let Some(slot_rec) = cache.instances.get_mut(i) {
+                        *slot_rec = (rec, version);
+                    }
+                }
+            } else if let Some((token, fingerprint)) = &idempotency {
+                put_idempotency(&mut batch, &n.cluster, token, fingerprint, &tasks)?;
             }
             // Submit under the lock (the store takes writes in submission order), then let the
             // next request in while this one waits for its commit.
