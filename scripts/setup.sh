@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing Berth needs on a fresh Debian 12 machine. Idempotent.
 set -euo pipefail
+# docker-registry: Debian's build of the reference registry (distribution/distribution), a
+# third-party server the pull/push tests run on a loopback port of their own.
 packages=(libseccomp-dev pkg-config busybox-static runc skopeo umoci iproute2 nftables procps
-          python3-venv python3-pip)
+          python3-venv python3-pip docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -13,6 +15,11 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+# The package starts a system registry on :5000 where systemd runs; tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -104,6 +104,7 @@ pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
             root: root.to_path_buf(),
             network_prefix: a.network_prefix.clone(),
             default_bridge_subnet: a.default_bridge_subnet.clone(),
+            insecure_registries: berth_engine::insecure_registries_from_env(),
         })
         .await?;
         in_process = Some(tokio::spawn(bound.serve(stopped(stop_rx.clone()))));

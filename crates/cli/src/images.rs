@@ -1,5 +1,6 @@
 //! Image commands: `images`/`image ls`, `image import`, `image load`, `image save`,
-//! `image inspect`, `image rm`/`rmi`, `tag` and `image prune`.
+//! `image inspect`, `image rm`/`rmi`, `tag` and `image prune` (`image pull`/`push` are in
+//! [`crate::distribution`]).
 //!
 //! Archives are streamed both ways: uploads come from a file, stdin or a directory tarred on the
 //! fly ([`crate::tarstream`]); `save` writes the engine's byte stream to a temporary file next to
@@ -39,6 +40,10 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Remove unused images.
     Prune(PruneArgs),
+    /// Download an image from a registry.
+    Pull(crate::distribution::PullArgs),
+    /// Upload an image to a registry.
+    Push(crate::distribution::PushArgs),
 }
 
 /// `berth images`.
@@ -138,6 +143,8 @@ pub async fn dispatch(client: &EngineClient, cmd: ImageCommand) -> Result<i32> {
         ImageCommand::Rm(a) => rm(client, a).await,
         ImageCommand::Tag(a) => tag(client, a).await,
         ImageCommand::Prune(a) => prune(client, a).await,
+        ImageCommand::Pull(a) => crate::distribution::pull(client, a).await,
+        ImageCommand::Push(a) => crate::distribution::push(client, a).await,
     }
 }
 

@@ -7,18 +7,21 @@
 //!
 //! Layout: [`run`] (run, create, start, exec and the container flags), [`containers`] (ps, logs,
 //! stop, kill, rm, wait, inspect, top, prune), [`stats`], [`images`], [`volumes`], [`system`]
-//! (version, df, prune, events), [`parse`] (flag values), [`format`] (tables, sizes, times),
+//! (version, df, prune, events), [`distribution`] (pull, push, login, logout) with
+//! [`progress`] (their progress display), [`parse`] (flag values), [`format`] (tables, sizes, times),
 //! [`template`] (`--format`), [`tarstream`] (upload bodies).
 
 mod agent;
 mod build;
 mod containers;
+mod distribution;
 mod format;
 mod images;
 mod interactive;
 mod internal;
 mod networks;
 mod parse;
+mod progress;
 mod registry;
 mod run;
 mod server;
@@ -141,6 +144,14 @@ enum Command {
     Load(images::LoadArgs),
     /// Save one or more images to a tar archive.
     Save(images::SaveArgs),
+    /// Download an image from a registry.
+    Pull(distribution::PullArgs),
+    /// Upload an image to a registry.
+    Push(distribution::PushArgs),
+    /// Log in to a registry (checked by the engine, stored in ~/.docker/config.json).
+    Login(distribution::LoginArgs),
+    /// Log out from a registry.
+    Logout(distribution::LogoutArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
@@ -163,6 +174,15 @@ struct EngineArgs {
     /// Subnet of the default `bridge` network (default 172.28.0.0/16).
     #[arg(long, env = "BERTH_DEFAULT_BRIDGE_SUBNET")]
     default_bridge_subnet: Option<String>,
+    /// Reach this registry (HOST[:PORT]) over plain http although it is not on loopback
+    /// (repeatable).
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST:PORT",
+        env = "BERTH_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,9 +366,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             root: cli.root.clone(),
             network_prefix: a.network_prefix.clone(),
             default_bridge_subnet: a.default_bridge_subnet.clone(),
+            insecure_registries: a.insecure_registries.clone(),
         })
         .await?;
         return Ok(0);
+    }
+    if let Command::Logout(a) = &cli.command {
+        return distribution::logout(a.clone()).await;
     }
     if let Command::Version = cli.command {
         return system::version(&cli.host).await;
@@ -361,6 +385,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         | Command::Server(_)
         | Command::Agent(_)
         | Command::Registry(_)
+        | Command::Logout(_)
         | Command::Up(_) => Ok(0),
         Command::Run(a) => run::run(c, a).await,
         Command::Create(a) => run::create(c, a).await,
@@ -405,6 +430,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(a) => images::import(c, a).await,
         Command::Load(a) => images::load(c, a).await,
         Command::Save(a) => images::save(c, a).await,
+        Command::Pull(a) => distribution::pull(c, a).await,
+        Command::Push(a) => distribution::push(c, a).await,
+        Command::Login(a) => distribution::login(c, a).await,
         Command::Volume(cmd) => volumes::dispatch(c, cmd).await,
         Command::Network(cmd) => networks::dispatch(c, cmd).await,
         Command::Port(a) => networks::port(c, a).await,

@@ -14,6 +14,9 @@ pub struct RegistryArgs {
     /// Require this user (USER:PASSWORD; repeatable). Without it access is anonymous.
     #[arg(long = "auth", value_name = "USER:PASSWORD")]
     pub auth: Vec<String>,
+    /// Require the users of this htpasswd file (bcrypt entries, as `htpasswd -B` writes).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<std::path::PathBuf>,
     /// Issue bearer tokens from /token (Docker's token flow) instead of basic auth on /v2/.
     #[arg(long)]
     pub token_auth: bool,
@@ -29,8 +32,21 @@ pub async fn serve(args: RegistryArgs, root: &Path) -> anyhow::Result<i32> {
             .with_context(|| format!("--auth {a:?}: want USER:PASSWORD"))?;
         users.push((u.to_string(), p.to_string()));
     }
-    if args.token_auth && users.is_empty() {
-        anyhow::bail!("--token-auth needs at least one --auth USER:PASSWORD");
+    let htpasswd = match &args.htpasswd {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --htpasswd {}", path.display()))?;
+            let entries = berth_registry::auth::parse_htpasswd(&text)
+                .map_err(|e| anyhow::anyhow!("--htpasswd {}: {e}", path.display()))?;
+            if entries.is_empty() {
+                anyhow::bail!("--htpasswd {}: the file has no users", path.display());
+            }
+            entries
+        }
+        None => Vec::new(),
+    };
+    if args.token_auth && users.is_empty() && htpasswd.is_empty() {
+        anyhow::bail!("--token-auth needs users: --auth USER:PASSWORD or --htpasswd FILE");
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -40,6 +56,7 @@ pub async fn serve(args: RegistryArgs, root: &Path) -> anyhow::Result<i32> {
         root: root.to_path_buf(),
         auth: berth_registry::AuthConfig {
             users,
+            htpasswd,
             token: args.token_auth,
             token_ttl: 300,
         },

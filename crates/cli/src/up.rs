@@ -64,6 +64,7 @@ pub async fn up(a: UpArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         root: root.to_path_buf(),
         network_prefix: a.network_prefix.clone(),
         default_bridge_subnet: a.default_bridge_subnet.clone(),
+        insecure_registries: berth_engine::insecure_registries_from_env(),
     })
     .await?;
     let server = prepare(

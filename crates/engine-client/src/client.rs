@@ -261,7 +261,7 @@ impl EngineClient {
         body: RequestBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
-        self.send_with(method, path_and_query, body, content_type, false)
+        self.send_with(method, path_and_query, body, content_type, false, &[])
             .await
     }
 
@@ -273,6 +273,7 @@ impl EngineClient {
         body: RequestBody,
         content_type: Option<&str>,
         upgrade: bool,
+        extra_headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
         let stream = UnixStream::connect(&self.socket)
             .await
@@ -301,6 +302,9 @@ impl EngineClient {
         }
         if let Some(ct) = content_type {
             builder = builder.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        for (k, v) in extra_headers {
+            builder = builder.header(*k, v.as_str());
         }
         let req = builder.body(body).map_err(|e| self.transport(e))?;
         sender.send_request(req).await.map_err(|e| {
@@ -381,7 +385,7 @@ impl EngineClient {
         content_type: Option<&str>,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
         let resp = self
-            .send_with(Method::POST, path, body, content_type, true)
+            .send_with(Method::POST, path, body, content_type, true, &[])
             .await?;
         let resp = Self::check_status(resp).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -944,6 +948,55 @@ impl EngineClient {
             .request(Method::POST, &path, body, Some("application/x-tar"))
             .await?;
         self.decode(resp, "image import").await
+    }
+
+    /// `POST /images/create?fromImage=REFERENCE`: pulls from a registry; the answer is
+    /// Docker's JSON progress lines. `registry_auth` is the `X-Registry-Auth` value.
+    pub async fn pull_image(
+        &self,
+        reference: &str,
+        registry_auth: Option<&str>,
+    ) -> Result<JsonStream<JsonMessage>> {
+        let path = format!(
+            "/images/create{}",
+            query(&[("fromImage", reference.to_string())])
+        );
+        let resp = self.registry_request(&path, registry_auth).await?;
+        Ok(self.json_lines(resp, "image pull"))
+    }
+
+    /// `POST /images/{name}/push[?tag=TAG]`: pushes to a registry; Docker's JSON progress
+    /// lines.
+    pub async fn push_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        registry_auth: Option<&str>,
+    ) -> Result<JsonStream<JsonMessage>> {
+        let q: Vec<(&str, String)> = tag.map(|t| ("tag", t.to_string())).into_iter().collect();
+        let path = format!("/images/{}/push{}", percent_encode(name), query(&q));
+        let resp = self.registry_request(&path, registry_auth).await?;
+        Ok(self.json_lines(resp, "image push"))
+    }
+
+    async fn registry_request(
+        &self,
+        path: &str,
+        registry_auth: Option<&str>,
+    ) -> Result<Response<Incoming>> {
+        let headers: Vec<(&str, String)> = registry_auth
+            .map(|a| ("X-Registry-Auth", a.to_string()))
+            .into_iter()
+            .collect();
+        let resp = self
+            .send_with(Method::POST, path, empty_body(), None, false, &headers)
+            .await?;
+        Self::check_status(resp).await
+    }
+
+    /// `POST /auth`: checks credentials against a registry.
+    pub async fn auth(&self, req: &AuthRequest) -> Result<AuthResponse> {
+        self.post_json("/auth", req).await
     }
 
     /// `POST /build` (Docker's classic builder API) with the context tar as the body: the

@@ -684,3 +684,63 @@ pub struct NetworkInspect {
 pub struct NetworkPruneReport {
     pub networks_deleted: Vec<String>,
 }
+
+/// Bytes done of a layer in a [`JsonMessage`].
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ProgressDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// The error of a failed streamed operation.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One line of Docker's JSON progress streams (`POST /images/create`, `/images/{name}/push`):
+/// a status, optionally about one layer (`id`) with bytes done, or an error.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct JsonMessage {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(
+        rename = "progressDetail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub progress_detail: Option<ProgressDetail>,
+    #[serde(
+        rename = "errorDetail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// `POST /auth` body (Docker's `AuthConfig`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct AuthRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub serveraddress: String,
+}
+
+/// `POST /auth` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct AuthResponse {
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "IdentityToken", default)]
+    pub identity_token: String,
+}

@@ -34,6 +34,7 @@ impl IntoResponse for EngineError {
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
             EngineError::Conflict(_) => StatusCode::CONFLICT,
             EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
+            EngineError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::NOT_MODIFIED {
@@ -64,7 +65,7 @@ mod tokio_stream_shim {
     }
 }
 
-fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &str) -> Response {
+pub(crate) fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &str) -> Response {
     let stream = ReceiverStream(rx).map(Ok::<Bytes, std::io::Error>);
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
@@ -155,7 +156,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/build", post(build_image))
         .route("/images/json", get(list_images))
         .route("/images/import", post(import_image))
-        .route("/images/create", post(import_image))
+        .route("/images/create", post(crate::distribution::create_image))
+        .route("/auth", post(crate::distribution::auth))
         .route("/images/load", post(load_images))
         .route("/images/get", get(save_images))
         .route("/images/prune", post(prune_images))
@@ -625,7 +627,11 @@ async fn image_post_route(
     State(engine): State<AppState>,
     Path(rest): Path<String>,
     Query(q): Query<TagQuery>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return crate::distribution::push_image(engine, name, q.tag, headers).await;
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(EngineError::NotFound(format!(
             "unknown image endpoint /images/{rest}"
@@ -696,7 +702,10 @@ async fn remove_image(
 }
 
 /// Copies a request body into a staging file under the engine's tmp dir.
-async fn stage_body(engine: &Engine, body: Body) -> Result<tempfile_path::StagedFile, EngineError> {
+pub(crate) async fn stage_body(
+    engine: &Engine,
+    body: Body,
+) -> Result<tempfile_path::StagedFile, EngineError> {
     let staged = tempfile_path::StagedFile::new(&engine.paths.tmp())?;
     let mut file = tokio::fs::File::create(&staged.path).await?;
     let mut stream = body.into_data_stream();
@@ -708,7 +717,7 @@ async fn stage_body(engine: &Engine, body: Body) -> Result<tempfile_path::Staged
     Ok(staged)
 }
 
-mod tempfile_path {
+pub(crate) mod tempfile_path {
     use std::path::{Path, PathBuf};
 
     /// A staging file removed on drop.
@@ -742,10 +751,15 @@ async fn import_image(
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> ApiResult {
-    let tag =
-        q.tag.or(q.repo).filter(|t| !t.is_empty()).ok_or_else(|| {
-            EngineError::Invalid("image import needs a tag: --tag NAME[:TAG]".into())
-        })?;
+    import_body(engine, q.tag.or(q.repo), body).await
+}
+
+/// Imports a root filesystem tar body tagged `tag` (`POST /images/import`, and
+/// `POST /images/create?fromSrc=-`).
+pub(crate) async fn import_body(engine: AppState, tag: Option<String>, body: Body) -> ApiResult {
+    let tag = tag
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| EngineError::Invalid("image import needs a tag: --tag NAME[:TAG]".into()))?;
     let staged = stage_body(&engine, body).await?;
     let e = engine.clone();
     let image = tokio::task::spawn_blocking(move || {
@@ -820,7 +834,7 @@ async fn save_images(
     Ok(stream_body(rx, "application/x-tar"))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

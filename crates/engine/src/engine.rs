@@ -82,6 +82,8 @@ pub struct Engine {
     pub volumes: Volumes,
     pub networks: berth_network::Networks,
     pub events: EventBus,
+    /// Registry client for pulls, pushes and logins (with `--insecure-registry` hosts).
+    pub registries: berth_distribution::RegistryClient,
     pub(crate) exe: PathBuf,
     pub(crate) slots: Mutex<HashMap<String, Slot>>,
     pub(crate) execs: Mutex<HashMap<String, crate::exec::ExecEntry>>,
@@ -105,13 +107,15 @@ fn attrs(rec: &ContainerRecord) -> BTreeMap<String, String> {
 impl Engine {
     /// Opens (creating if needed) the engine's data directory and restores its containers.
     pub async fn open(root: &Path) -> anyhow::Result<Arc<Self>> {
-        Self::open_with(root, berth_network::NetworkOptions::new(root)).await
+        Self::open_with(root, berth_network::NetworkOptions::new(root), Vec::new()).await
     }
 
-    /// [`open`](Self::open) with explicit network options.
+    /// [`open`](Self::open) with explicit network options and the registries (`host[:port]`)
+    /// to reach over plain http although they are not on loopback.
     pub async fn open_with(
         root: &Path,
         net: berth_network::NetworkOptions,
+        insecure_registries: Vec<String>,
     ) -> anyhow::Result<Arc<Self>> {
         let paths = Paths::new(root);
         paths.create_all()?;
@@ -123,6 +127,7 @@ impl Engine {
             paths,
             images,
             events: EventBus::new(),
+            registries: berth_distribution::RegistryClient::new(insecure_registries)?,
             exe,
             slots: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),

@@ -15,6 +15,9 @@ pub enum EngineError {
     /// Nothing to do (304): already started/stopped.
     #[error("{0}")]
     NotModified(String),
+    /// A registry refused the credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The runtime or the host failed (500).
     #[error("{0}")]
     Internal(String),
@@ -54,6 +57,19 @@ impl From<berth_network::NetworkError> for EngineError {
             E::Invalid(m) => Self::Invalid(m),
             E::Conflict(m) => Self::Conflict(m),
             E::System(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<berth_distribution::DistributionError> for EngineError {
+    fn from(e: berth_distribution::DistributionError) -> Self {
+        use berth_distribution::DistributionError as E;
+        match e {
+            E::Image(i) => i.into(),
+            E::ManifestUnknown(_) => Self::NotFound(e.to_string()),
+            E::Unauthorized { .. } => Self::Unauthorized(e.to_string()),
+            E::Invalid(_) => Self::Invalid(e.to_string()),
+            _ => Self::Internal(e.to_string()),
         }
     }
 }

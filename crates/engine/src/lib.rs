@@ -2,6 +2,9 @@
 //!
 //! Layout:
 //! - [`daemon`] — `berth engine` — binds the unix socket and serves [`api`].
+//! - [`distribution`] — pull, push and login over the API (`POST /images/create?fromImage=`,
+//!   `POST /images/{name}/push`, `POST /auth`) through berth-distribution, as Docker's JSON
+//!   progress streams.
 //! - [`api`] — HTTP routes (docs/engine-api.md) -> engine calls; errors -> statuses.
 //! - [`engine`] — the container table and lifecycle (create, start, stop, kill, remove, wait),
 //!   exit handling with restart policies, live restore. [`prepare`] turns a request and its
@@ -21,6 +24,7 @@ pub mod api;
 pub mod attach;
 pub mod build;
 pub mod daemon;
+pub mod distribution;
 pub(crate) mod dns;
 pub mod engine;
 pub mod error;
@@ -58,6 +62,19 @@ pub struct DaemonOptions {
     pub network_prefix: Option<String>,
     /// Subnet of the default `bridge` network (default 172.28.0.0/16).
     pub default_bridge_subnet: Option<String>,
+    /// Registries (`host[:port]`) reached over plain http although not on loopback.
+    pub insecure_registries: Vec<String>,
+}
+
+/// `BERTH_INSECURE_REGISTRIES` (a comma list) as a list.
+pub fn insecure_registries_from_env() -> Vec<String> {
+    std::env::var("BERTH_INSECURE_REGISTRIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs the engine daemon until SIGINT/SIGTERM.

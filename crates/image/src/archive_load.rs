@@ -504,6 +504,7 @@ fn stage_manifest(
     Ok(NewImage {
         id: cfg_digest,
         record: ImageRecord {
+            pulled_digests: Vec::new(),
             manifest_digest: mdesc.digest.clone(),
             layers: staged_layers.into_iter().map(|(_, d, _)| d).collect(),
             diff_ids: cfg.rootfs.diff_ids.clone(),
@@ -585,6 +586,7 @@ fn load_docker(
             NewImage {
                 id,
                 record: ImageRecord {
+                    pulled_digests: Vec::new(),
                     manifest_digest,
                     layers: staged_layers.into_iter().map(|(_, d, _)| d).collect(),
                     diff_ids: cfg.rootfs.diff_ids.clone(),

@@ -91,6 +91,7 @@ pub(crate) fn stage_rootfs(
     Ok(NewImage {
         id,
         record: ImageRecord {
+            pulled_digests: Vec::new(),
             manifest_digest,
             layers: vec![diff_id.clone()],
             diff_ids: vec![diff_id],

@@ -28,6 +28,10 @@ pub struct ImageRecord {
     pub size: i64,
     /// When the image entered the store (RFC 3339).
     pub added: String,
+    /// `name@digest` references it was pulled by besides its own manifest digest (e.g. the
+    /// digest of the index a pull picked it from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pulled_digests: Vec<String>,
 }
 
 /// The persisted index.

@@ -14,6 +14,7 @@
 //!     size                          bytes of file data in fs/
 //! images/index.json                 image id -> manifest, layers, diff ids; tag -> image id
 //! tmp/stage-<random>/               private staging of an import/load in progress
+//! ingest/<hex>.partial              a blob a pull is downloading (kept to resume)
 //! ```
 //!
 //! Image ids are the sha256 of the config blob, which is kept byte-for-byte. Every blob is
@@ -31,6 +32,7 @@
 //! - [`unpack`]: extracting one layer tar safely, with overlayfs whiteouts.
 //! - [`config`]: OCI/Docker JSON documents (manifest, index, image config).
 //! - [`index`]: the persisted name/id index.
+//! - [`pulled`]: registering an image a registry pull downloaded.
 //! - `stage`, `layer`, `import`, `archive_load`, `archive_save`: staging, layer verification,
 //!   `docker import`, `docker load`, `docker save`.
 //! - `store`: [`ImageStore`] itself.
@@ -45,6 +47,7 @@ mod image;
 mod import;
 pub mod index;
 mod layer;
+pub mod pulled;
 pub mod reference;
 pub mod snapshot;
 mod stage;

@@ -109,6 +109,46 @@ impl ImageStore {
         self.first(self.commit(stage, vec![new])?)
     }
 
+    /// Where pulls keep blobs being downloaded (`<root>/ingest/`, on the content store's
+    /// filesystem so a verified download is renamed into `content/`).
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.inner.root.join("ingest")
+    }
+
+    /// True when the content store holds the blob `digest`.
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.inner.content.exists(digest)
+    }
+
+    /// Opens a stored blob (a layer or config to push).
+    pub fn open_blob(&self, digest: &str) -> Result<fs::File, ImageError> {
+        self.inner.content.open_blob(digest)
+    }
+
+    /// Size of a stored blob.
+    pub fn blob_size(&self, digest: &str) -> Result<u64, ImageError> {
+        self.inner.content.size(digest)
+    }
+
+    /// The image `reference` names and its manifest exactly as stored (the bytes a push sends,
+    /// so the manifest digest stays the same).
+    pub fn manifest_of(&self, reference: &str) -> Result<(Image, Vec<u8>), ImageError> {
+        let (image, _) = self.resolve_image(reference)?;
+        let bytes = self.inner.content.read_verified(&image.manifest_digest)?;
+        Ok((image, bytes))
+    }
+
+    /// Registers a pulled image: its manifest and config (verified here), its layers from
+    /// verified download files in [`Self::ingest_dir`] (moved into `content/`) or already in
+    /// the store, each layer unpacked and checked against the config's diff ids exactly as a
+    /// load does. Nothing is visible until everything is verified.
+    pub fn commit_pulled(&self, pulled: crate::pulled::PulledImage) -> Result<Image, ImageError> {
+        let _w = lock(&self.inner.write);
+        let mut stage = Stage::new(&self.inner.tmp)?;
+        let new = crate::pulled::stage_pulled(&self.inner, &mut stage, pulled)?;
+        self.first(self.commit(stage, vec![new])?)
+    }
+
     /// Loads a `docker save` archive or an OCI image layout tar (optionally gzip-compressed).
     pub fn load(&self, archive: impl Read) -> Result<Vec<Image>, ImageError> {
         let _w = lock(&self.inner.write);
@@ -374,6 +414,7 @@ impl ImageStore {
         let new = NewImage {
             id,
             record: ImageRecord {
+                pulled_digests: Vec::new(),
                 manifest_digest,
                 layers,
                 diff_ids,
@@ -413,12 +454,14 @@ impl ImageStore {
             .iter()
             .filter_map(|t| Reference::parse(t).ok().map(|r| r.familiar_name()))
             .collect();
+        let mut repo_digests: BTreeSet<String> = repos
+            .iter()
+            .map(|r| format!("{r}@{}", rec.manifest_digest))
+            .collect();
+        repo_digests.extend(rec.pulled_digests.iter().cloned());
         Ok(Image {
             id: id.to_string(),
-            repo_digests: repos
-                .iter()
-                .map(|r| format!("{r}@{}", rec.manifest_digest))
-                .collect(),
+            repo_digests: repo_digests.into_iter().collect(),
             repo_tags,
             manifest_digest: rec.manifest_digest.clone(),
             config: cfg.api_config(),
@@ -583,10 +626,11 @@ fn resolve(idx: &Index, reference: &str) -> Result<(String, Option<String>), Ima
                     .images
                     .iter()
                     .find(|(id, rec)| {
-                        &rec.manifest_digest == d
+                        (&rec.manifest_digest == d
                             && idx.tags_of(id).iter().any(|t| {
                                 Reference::parse(t).is_ok_and(|tr| tr.familiar_name() == name)
-                            })
+                            }))
+                            || rec.pulled_digests.contains(&format!("{name}@{d}"))
                     })
                     .map(|(id, _)| (id.clone(), None))
                     .ok_or_else(not_found);

@@ -1,17 +1,27 @@
-//! Optional authentication: HTTP basic against configured users, or bearer tokens issued by
-//! the registry's own `/token` endpoint (Docker's token flow) to users giving basic
+//! Optional authentication: HTTP basic against configured users (plain `USER:PASSWORD` pairs
+//! or bcrypt entries of an htpasswd file, the format `htpasswd -B` writes), or bearer tokens
+//! issued by the registry's own `/token` endpoint (Docker's token flow) to users giving basic
 //! credentials there. Anonymous when no users are configured.
+//!
+//! bcrypt is slow on purpose (~50-100 ms per check), so a successful check is remembered (as
+//! a sha256 of user, password and hash) and later requests with the same credentials are
+//! answered from memory.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 use crate::base64;
 
 /// How clients must authenticate.
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
-    /// `(user, password)` pairs; empty = anonymous access.
+    /// `(user, password)` pairs; with `htpasswd` empty too = anonymous access.
     pub users: Vec<(String, String)>,
+    /// `(user, bcrypt hash)` pairs from an htpasswd file.
+    pub htpasswd: Vec<(String, String)>,
     /// Bearer tokens from `/token` instead of basic auth on `/v2/`.
     pub token: bool,
     /// Token lifetime in seconds.
@@ -23,6 +33,35 @@ pub const SERVICE: &str = "berth-registry";
 pub(crate) struct Auth {
     cfg: AuthConfig,
     key: [u8; 32],
+    /// Credentials that passed a bcrypt check (sha256 of user, password and hash).
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// Parses an htpasswd file: `user:$2y$...` lines (bcrypt only), `#` comments and blank lines
+/// skipped.
+pub fn parse_htpasswd(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (user, hash) = line
+            .split_once(':')
+            .filter(|(u, h)| !u.is_empty() && !h.is_empty())
+            .ok_or_else(|| format!("line {}: want USER:HASH", n + 1))?;
+        if !["$2y$", "$2a$", "$2b$", "$2x$"]
+            .iter()
+            .any(|p| hash.starts_with(p))
+        {
+            return Err(format!(
+                "line {}: the entry of {user:?} is not bcrypt; make it with `htpasswd -B`",
+                n + 1
+            ));
+        }
+        out.push((user.to_string(), hash.to_string()));
+    }
+    Ok(out)
 }
 
 fn now() -> u64 {
@@ -52,18 +91,50 @@ impl Auth {
     pub fn new(cfg: AuthConfig) -> Self {
         let mut key = [0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut key);
-        Self { cfg, key }
+        Self {
+            cfg,
+            key,
+            verified: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn enabled(&self) -> bool {
-        !self.cfg.users.is_empty()
+        !self.cfg.users.is_empty() || !self.cfg.htpasswd.is_empty()
     }
 
-    /// Checks basic credentials against the configured users.
+    /// Checks basic credentials against the configured users and htpasswd entries.
     pub fn check_user(&self, user: &str, pass: &str) -> bool {
-        self.cfg.users.iter().any(|(u, p)| {
+        let plain = self.cfg.users.iter().any(|(u, p)| {
             ct_eq(u.as_bytes(), user.as_bytes()) && ct_eq(p.as_bytes(), pass.as_bytes())
-        })
+        });
+        plain
+            || self
+                .cfg
+                .htpasswd
+                .iter()
+                .filter(|(u, _)| ct_eq(u.as_bytes(), user.as_bytes()))
+                .any(|(_, hash)| self.check_bcrypt(user, pass, hash))
+    }
+
+    fn check_bcrypt(&self, user: &str, pass: &str, hash: &str) -> bool {
+        let mut h = Sha256::new();
+        for part in [user, pass, hash] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.contains(&key) {
+            return true;
+        }
+        drop(verified);
+        if bcrypt::verify(pass, hash).unwrap_or(false) {
+            verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            verified.insert(key);
+            true
+        } else {
+            false
+        }
     }
 
     fn sign(&self, payload: &str) -> String {
@@ -137,6 +208,7 @@ mod tests {
     fn tokens_and_basic() {
         let a = Auth::new(AuthConfig {
             users: vec![("u".into(), "p".into())],
+            htpasswd: Vec::new(),
             token: true,
             token_ttl: 60,
         });
@@ -149,5 +221,25 @@ mod tests {
             Some(("u".into(), "p:q".into()))
         );
         assert!(a.check_user("u", "p") && !a.check_user("u", "x"));
+    }
+
+    #[test]
+    fn htpasswd_bcrypt() {
+        // `htpasswd -nbB alice secret` (cost 4 to keep the test fast).
+        let hash = bcrypt::hash("secret", 4)
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
+        let entries = parse_htpasswd(&format!("# users\nalice:{hash}\n\n")).unwrap();
+        let a = Auth::new(AuthConfig {
+            htpasswd: entries,
+            ..Default::default()
+        });
+        assert!(a.enabled());
+        assert!(a.check_user("alice", "secret"));
+        assert!(a.check_user("alice", "secret"), "cached the second time");
+        assert!(!a.check_user("alice", "wrong"));
+        assert!(!a.check_user("bob", "secret"));
+        assert!(parse_htpasswd("bob:{SHA}abc").is_err());
+        assert!(parse_htpasswd("nocolon").is_err());
     }
 }
