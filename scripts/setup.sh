@@ -3,8 +3,10 @@
 set -euo pipefail
 # docker-registry: Debian's build of the reference registry (distribution/distribution), a
 # third-party server the pull/push tests run on a loopback port of their own.
+# cpio (and qemu-system-x86 below): the cgroup v2 guest of tests/vm (its kernel is fetched by
+# tests/vm/kernel.sh with apt-get download, not installed).
 packages=(libseccomp-dev pkg-config busybox-static runc skopeo umoci iproute2 nftables procps
-          python3-venv python3-pip docker-registry)
+          python3-venv python3-pip docker-registry cpio)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -15,6 +17,11 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+if ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86
 fi
 # The package starts a system registry on :5000 where systemd runs; tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then

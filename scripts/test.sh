@@ -2,7 +2,8 @@
 # Runs the whole Berth test suite: builds once, runs every Rust test with nextest, then the
 # ECS end-to-end suite (tests/ecs: boto3 and the aws CLI against `berth server`) with pytest
 # from the venv that scripts/setup.sh installs. Container tests need root (namespaces, cgroups,
-# mounts). Both parts always run; the script fails if either fails.
+# mounts). Then the engine's container suites again inside a cgroup-v2-only guest (tests/vm).
+# Every part always runs; the script fails if any fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,4 +12,6 @@ status=0
 cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 BERTH_BIN=${BERTH_BIN:-$PWD/target/debug/berth} \
   "${BERTH_VENV:-/opt/berth-venv}/bin/python" -m pytest -n 2 --dist loadfile tests/ecs || status=$?
+# The engine's container suites once more on a cgroup v2 host (a qemu guest; see tests/vm).
+bash tests/vm/cgroup-v2.sh || status=$?
 exit "$status"
