@@ -255,26 +255,18 @@ async fn resolve_index(
         DistributionError::Unsupported(format!("index of {display} is not valid: {e}"))
     })?;
     let arch = config::host_architecture();
-    let chosen = index
-        .manifests
-        .iter()
-        .find(|m| {
-            m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-        })
-        .ok_or_else(|| {
-            let have: Vec<String> = index
-                .manifests
-                .iter()
-                .filter_map(|m| m.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-                .collect();
-            DistributionError::Unsupported(format!(
-                "{display} has no image for linux/{arch} (it has: {})",
-                have.join(", ")
-            ))
-        })?;
+    let chosen = index.for_this_platform().ok_or_else(|| {
+        let have: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref())
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .collect();
+        DistributionError::Unsupported(format!(
+            "{display} has no image for linux/{arch} (it has: {})",
+            have.join(", ")
+        ))
+    })?;
     let next = fetch_manifest(session, &chosen.digest, display).await?;
     Box::pin(resolve_index(session, next, display, depth + 1)).await
 }

@@ -438,13 +438,7 @@ fn pick_manifest(
         .map_err(|e| ImageError::archive(format!("index {} is not valid: {e}", desc.digest)))?;
     let arch = config::host_architecture();
     let chosen = index
-        .manifests
-        .iter()
-        .find(|m| {
-            m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-        })
+        .for_this_platform()
         .or_else(|| (index.manifests.len() == 1).then(|| &index.manifests[0]))
         .ok_or_else(|| {
             ImageError::Unsupported(format!("index {} has no linux/{arch} image", desc.digest))
@@ -492,14 +486,7 @@ fn stage_manifest(
         )?;
         staged_layers.push((path, digest, l.media_type.clone()));
     }
-    let sources: Vec<LayerSource<'_>> = staged_layers
-        .iter()
-        .map(|(p, d, m)| LayerSource {
-            path: p,
-            digest: d,
-            media_type: m,
-        })
-        .collect();
+    let sources = LayerSource::from_triples(&staged_layers);
     let size = stage_layers(stage, &inner.snapshots, &sources, &cfg.rootfs.diff_ids)?;
     Ok(NewImage {
         id: cfg_digest,
@@ -557,14 +544,7 @@ fn load_docker(
             });
             staged_layers.push((path, digest, media_type));
         }
-        let sources: Vec<LayerSource<'_>> = staged_layers
-            .iter()
-            .map(|(p, d, m)| LayerSource {
-                path: p,
-                digest: d,
-                media_type: m,
-            })
-            .collect();
+        let sources = LayerSource::from_triples(&staged_layers);
         let size = stage_layers(stage, &inner.snapshots, &sources, &cfg.rootfs.diff_ids)?;
         let manifest = Manifest {
             schema_version: 2,

@@ -71,6 +71,18 @@ pub struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
+impl Index {
+    /// The entry for linux on this machine's architecture, if the index lists one.
+    pub fn for_this_platform(&self) -> Option<&Descriptor> {
+        let arch = host_architecture();
+        self.manifests.iter().find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+        })
+    }
+}
+
 /// One entry of a docker-archive's `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "PascalCase")]

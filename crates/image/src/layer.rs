@@ -21,6 +21,20 @@ pub struct LayerSource<'a> {
     pub media_type: &'a str,
 }
 
+impl<'a> LayerSource<'a> {
+    /// Views a list of `(path, digest, media type)` triples as layer sources.
+    pub fn from_triples(layers: &'a [(std::path::PathBuf, String, String)]) -> Vec<Self> {
+        layers
+            .iter()
+            .map(|(path, digest, media_type)| LayerSource {
+                path,
+                digest,
+                media_type,
+            })
+            .collect()
+    }
+}
+
 /// Verifies every layer against `diff_ids` and unpacks those whose snapshot is missing.
 /// Returns the total unpacked size of the image's layers.
 pub fn stage_layers(

@@ -79,14 +79,7 @@ pub(crate) fn stage_pulled(
         };
         layers.push((path, l.digest.clone(), l.media_type.clone()));
     }
-    let sources: Vec<LayerSource<'_>> = layers
-        .iter()
-        .map(|(p, d, m)| LayerSource {
-            path: p,
-            digest: d,
-            media_type: m,
-        })
-        .collect();
+    let sources = LayerSource::from_triples(&layers);
     let size = stage_layers(stage, &inner.snapshots, &sources, &cfg.rootfs.diff_ids)?;
     let tags = match &pulled.tag {
         Some(t) => vec![normalize_tag(t)?],
