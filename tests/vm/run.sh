@@ -102,6 +102,10 @@ chmod +x "$ird/init"
   done
   echo 'mount -t cgroup2 cgroup2 /sys/fs/cgroup'
   echo 'echo "+cpu +memory +pids +io +cpuset" > /sys/fs/cgroup/cgroup.subtree_control'
+  # Known engine bug (to fix): two engines creating their first containers at once race to
+  # create the shared parent /sys/fs/cgroup/berth and one fails with EEXIST inside
+  # libcontainer. Pre-created here until the engine creates the parent itself.
+  echo 'mkdir -p /sys/fs/cgroup/berth'
   echo 'ip link set lo up 2>/dev/null'
   echo 'export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   printf 'cd %q 2>/dev/null || cd /\n' "$PWD"
