@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Runs a command inside a KVM guest whose only cgroup hierarchy is cgroup v2, so the engine's v2
+# Runs a command inside a qemu guest (TCG; KVM with BERTH_VM_ACCEL=kvm) whose only cgroup hierarchy is cgroup v2, so the engine's v2
 # paths are exercised on this cgroup v1 (hybrid) host: `tests/vm/run.sh CMD [ARGS...]`.
 #
 # The guest boots Debian's kernel (tests/vm/kernel.sh) with a small initramfs (static busybox,
 # the kernel modules it needs), mounts the host's root read-only over virtio-9p and switches
 # into a root made of the host's /usr, /etc, /opt and /work (read-only binds, so binaries and
-# test executables keep their paths) plus fresh tmpfs /tmp, /run, /var (into which the current
-# directory, $CARGO_TARGET_DIR and the paths in $BERTH_VM_SHARE are bound back from the host
-# when they live there, read-only); it mounts cgroup2 alone
+# test executables keep their paths) plus fresh tmpfs /tmp, /run, /var; the current directory,
+# $CARGO_TARGET_DIR and the paths in $BERTH_VM_SHARE are bound back read-only from the host
+# when they live anywhere else (/tmp, /check, ...); it mounts cgroup2 alone
 # at /sys/fs/cgroup with the cpu, memory, pids, io and cpuset controllers enabled, runs CMD
 # from the current directory, and powers off. The output is CMD's; the exit status is CMD's
-# (125 if the guest did not report one). Needs /dev/kvm and qemu-system-x86.
+# (125 if the guest did not report one). Needs qemu-system-x86.
 # Env: BERTH_VM_MEM (MiB, default 3072), BERTH_VM_CPUS (default 2), BERTH_VM_TIMEOUT (s, 900).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -94,18 +94,16 @@ chmod +x "$ird/init"
   echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev'
   echo 'mkdir -p /dev/pts /dev/shm; mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts; mount -t tmpfs shm /dev/shm'
   echo 'mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mount -t tmpfs var /var; mkdir -p /var/lib /var/tmp'
-  # Host paths under the fresh tmpfs dirs the command needs (the repo, the target dir).
+  # Host paths the command needs (the repo, the target dir) that the binds above do not show:
+  # under the fresh tmpfs dirs or anywhere else (a CI checkout under /check, say).
   for p in "$PWD" ${CARGO_TARGET_DIR:+"$CARGO_TARGET_DIR"} ${BERTH_VM_SHARE:-}; do
     case $p in
-      /tmp/*|/var/*|/run/*|/root/*) printf 'mkdir -p %q && mount --bind %q %q\n' "$p" "/.host$p" "$p" ;;
+      /usr/*|/etc/*|/opt/*|/work/*) ;;
+      /*) printf 'mkdir -p %q && mount --bind %q %q\n' "$p" "/.host$p" "$p" ;;
     esac
   done
   echo 'mount -t cgroup2 cgroup2 /sys/fs/cgroup'
   echo 'echo "+cpu +memory +pids +io +cpuset" > /sys/fs/cgroup/cgroup.subtree_control'
-  # Known engine bug (to fix): two engines creating their first containers at once race to
-  # create the shared parent /sys/fs/cgroup/berth and one fails with EEXIST inside
-  # libcontainer. Pre-created here until the engine creates the parent itself.
-  echo 'mkdir -p /sys/fs/cgroup/berth'
   echo 'ip link set lo up 2>/dev/null'
   echo 'export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   printf 'cd %q 2>/dev/null || cd /\n' "$PWD"

@@ -188,6 +188,8 @@ fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String
     } else {
         None
     };
+    berth_runtime::cgroups::ensure_parent(&config.cgroup_path)
+        .map_err(|e| format!("cgroup parent of {}: {e}", config.cgroup_path))?;
     let runtime = Runtime::new(&config.state_root);
     // A stale runtime state from an earlier run of the same container would block create.
     let _ = runtime.delete(&config.id, true);

@@ -23,6 +23,26 @@ pub fn version() -> CgroupVersion {
     }
 }
 
+/// On a cgroup v2 host, creates the parent of a container's cgroup (`/berth` for `/berth/<id>`),
+/// tolerating a concurrent creator. libcontainer's v2 manager checks for each directory and then
+/// creates it, so two containers started at once by different engines could both find the
+/// shared parent missing and one would fail with EEXIST; with the parent made here first,
+/// libcontainer only creates the container's own leaf (and still enables the controllers on
+/// the way down). On v1 libcontainer creates each controller's directories itself, cpuset's
+/// with its inherited cpus and mems, so nothing is done there.
+pub fn ensure_parent(path: &str) -> std::io::Result<()> {
+    if version() != CgroupVersion::V2 {
+        return Ok(());
+    }
+    match Path::new(path.trim_start_matches('/')).parent() {
+        // create_dir_all treats a directory that appears meanwhile as success.
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(Path::new(CGROUP_ROOT).join(parent))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Usage figures of one cgroup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupStats {
