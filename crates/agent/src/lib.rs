@@ -22,6 +22,7 @@ pub mod runner;
 
 pub use agent::{run, AgentConfig};
 pub use reporter::{ChannelSink, ReportSink, Reporter, SinkError};
+pub use runner::images::ImagePullBehavior;
 pub use runner::{Runner, RunnerConfig};
 
 /// What can go wrong in the agent.

@@ -48,6 +48,10 @@ pub struct AgentArgs {
     /// Default bridge subnet of an engine started in process.
     #[arg(long, env = "BERTH_DEFAULT_BRIDGE_SUBNET")]
     pub default_bridge_subnet: Option<String>,
+    /// When task images are pulled: prefer-cached (only a missing image), default (always,
+    /// falling back to a cached image), always, once.
+    #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "prefer-cached")]
+    pub image_pull_behavior: berth_agent::ImagePullBehavior,
 }
 
 fn credentials(a: &AgentArgs) -> anyhow::Result<Option<berth_ecs_client::Credentials>> {
@@ -104,7 +108,7 @@ pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
             root: root.to_path_buf(),
             network_prefix: a.network_prefix.clone(),
             default_bridge_subnet: a.default_bridge_subnet.clone(),
-            insecure_registries: berth_engine::insecure_registries_from_env(),
+            registries: berth_engine::RegistryOptions::from_env(),
         })
         .await?;
         in_process = Some(tokio::spawn(bound.serve(stopped(stop_rx.clone()))));
@@ -120,6 +124,7 @@ pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         runner: berth_agent::RunnerConfig {
             task_cleanup_wait: Duration::from_nanos(cleanup_ns),
             task_network_subnet: a.task_network_subnet.clone(),
+            image_pull: a.image_pull_behavior,
             ..Default::default()
         },
     };

@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Read as _, Write as _};
 
 use anyhow::{bail, Context, Result};
-use berth_distribution::credentials::{self, Credentials};
+use berth_distribution::credentials;
 use berth_distribution::endpoint::{auth_key, normalize_server};
 use berth_engine_client::{AuthRequest, EngineClient};
 use berth_image::reference::Reference;
@@ -62,20 +62,24 @@ pub struct LogoutArgs {
 
 /// The `X-Registry-Auth` value for the registry of `reference`, from the stored logins.
 fn registry_auth(reference: &str) -> Result<Option<String>> {
-    let r = Reference::parse(reference)?;
-    let path = credentials::config_path();
-    let found = credentials::load(&path, &r.domain)?;
-    Ok(found.map(|mut c: Credentials| {
-        c.serveraddress = auth_key(&r.domain);
-        c.to_header()
-    }))
+    Ok(credentials::header_for(reference)?)
 }
 
 async fn follow(
-    mut stream: berth_engine_client::client::JsonStream<berth_engine_client::JsonMessage>,
+    stream: berth_engine_client::client::JsonStream<berth_engine_client::JsonMessage>,
     quiet: bool,
 ) -> Result<()> {
-    let mut printer = ProgressPrinter::new(std::io::stdout().is_terminal(), quiet);
+    follow_with(
+        stream,
+        ProgressPrinter::new(std::io::stdout().is_terminal(), quiet),
+    )
+    .await
+}
+
+async fn follow_with(
+    mut stream: berth_engine_client::client::JsonStream<berth_engine_client::JsonMessage>,
+    mut printer: ProgressPrinter,
+) -> Result<()> {
     while let Some(m) = stream.next().await {
         let m = m?;
         if let Err(e) = printer.show(&m) {
@@ -97,6 +101,18 @@ pub async fn pull(c: &EngineClient, a: PullArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The pull `run` and `create` make for an image they do not find (or with `--pull always`):
+/// Docker's messages and progress on stderr, since stdout belongs to the container.
+pub(crate) async fn pull_for_container(c: &EngineClient, image: &str, quiet: bool) -> Result<()> {
+    let auth = registry_auth(image)?;
+    let stream = c.pull_image(image, auth.as_deref()).await?;
+    follow_with(
+        stream,
+        ProgressPrinter::new(std::io::stderr().is_terminal(), quiet).on_stderr(),
+    )
+    .await
 }
 
 pub async fn push(c: &EngineClient, a: PushArgs) -> Result<i32> {

@@ -183,6 +183,15 @@ struct EngineArgs {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// Try this Docker Hub mirror (http://HOST[:PORT] or https://HOST) before Docker Hub when
+    /// pulling docker.io images (repeatable, in order).
+    #[arg(
+        long = "registry-mirror",
+        value_name = "URL",
+        env = "BERTH_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    registry_mirrors: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,7 +375,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             root: cli.root.clone(),
             network_prefix: a.network_prefix.clone(),
             default_bridge_subnet: a.default_bridge_subnet.clone(),
-            insecure_registries: a.insecure_registries.clone(),
+            registries: berth_engine::RegistryOptions {
+                insecure: a.insecure_registries.clone(),
+                mirrors: a.registry_mirrors.clone(),
+            },
         })
         .await?;
         return Ok(0);

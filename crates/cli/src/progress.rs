@@ -15,6 +15,8 @@ pub struct ProgressPrinter {
     printed: usize,
     /// Layer id -> (line index, last status).
     layers: HashMap<String, (usize, String)>,
+    /// Print to stderr (a pull made by `run`/`create`, whose stdout is the container's).
+    stderr: bool,
 }
 
 impl ProgressPrinter {
@@ -24,6 +26,23 @@ impl ProgressPrinter {
             quiet,
             printed: 0,
             layers: HashMap::new(),
+            stderr: false,
+        }
+    }
+
+    /// The same, printing to stderr.
+    pub fn on_stderr(mut self) -> Self {
+        self.stderr = true;
+        self
+    }
+
+    fn emit(&self, bytes: &[u8]) {
+        if self.stderr {
+            let mut e = std::io::stderr().lock();
+            let _ = e.write_all(bytes).and_then(|_| e.flush());
+        } else {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(bytes).and_then(|_| o.flush());
         }
     }
 
@@ -42,10 +61,11 @@ impl ProgressPrinter {
         if self.quiet || (m.status.is_empty() && m.id.is_empty()) {
             return Ok(());
         }
-        let mut out = std::io::stdout().lock();
+        let mut out = Vec::new();
         if m.id.is_empty() {
             let _ = writeln!(out, "{}", m.status);
             self.printed += 1;
+            self.emit(&out);
             return Ok(());
         }
         let text = render(m, self.tty);
@@ -68,7 +88,7 @@ impl ProgressPrinter {
                 self.printed += 1;
             }
         }
-        let _ = out.flush();
+        self.emit(&out);
         Ok(())
     }
 }

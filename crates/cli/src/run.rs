@@ -162,6 +162,13 @@ pub struct ContainerFlags {
     /// Allocate a pseudo-TTY.
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Pull the image before creating the container: missing (only when it is not here),
+    /// always, never.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+    /// Suppress the pull output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -174,6 +181,15 @@ pub struct ContainerFlags {
         trailing_var_arg = true
     )]
     pub image_and_command: Vec<String>,
+}
+
+/// When `run`/`create` pull the image (Docker's `--pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PullPolicy {
+    #[default]
+    Missing,
+    Always,
+    Never,
 }
 
 impl ContainerFlags {
@@ -479,9 +495,30 @@ fn opt_memory(v: &Option<String>) -> Result<i64> {
     }
 }
 
+/// True when the engine refused a create because it has no such image.
+fn is_missing_image(e: &berth_engine_client::ClientError) -> bool {
+    e.is_not_found()
+        && e.to_string()
+            .to_ascii_lowercase()
+            .starts_with("no such image")
+}
+
 async fn create_container(client: &EngineClient, f: &ContainerFlags) -> Result<String> {
     let config = build_create(f, &env_lookup)?;
-    let created = client.create_container(&config, f.name.as_deref()).await?;
+    if f.pull == PullPolicy::Always {
+        crate::distribution::pull_for_container(client, &config.image, f.quiet).await?;
+    }
+    let created = match client.create_container(&config, f.name.as_deref()).await {
+        Err(e) if f.pull == PullPolicy::Missing && is_missing_image(&e) => {
+            let shown = berth_image::reference::Reference::parse(&config.image)
+                .map(|r| r.familiar_tagged())
+                .unwrap_or_else(|_| config.image.clone());
+            eprintln!("Unable to find image '{shown}' locally");
+            crate::distribution::pull_for_container(client, &config.image, f.quiet).await?;
+            client.create_container(&config, f.name.as_deref()).await?
+        }
+        r => r?,
+    };
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }

@@ -45,6 +45,10 @@ pub struct UpArgs {
     /// Subnet of the engine's default `bridge` network (default 172.28.0.0/16).
     #[arg(long, env = "BERTH_DEFAULT_BRIDGE_SUBNET")]
     pub default_bridge_subnet: Option<String>,
+    /// When task images are pulled: prefer-cached (only a missing image), default (always,
+    /// falling back to a cached image), always, once.
+    #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "prefer-cached")]
+    pub image_pull_behavior: berth_agent::ImagePullBehavior,
 }
 
 /// Runs server, agent and engine until SIGINT/SIGTERM.
@@ -64,7 +68,7 @@ pub async fn up(a: UpArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         root: root.to_path_buf(),
         network_prefix: a.network_prefix.clone(),
         default_bridge_subnet: a.default_bridge_subnet.clone(),
-        insecure_registries: berth_engine::insecure_registries_from_env(),
+        registries: berth_engine::RegistryOptions::from_env(),
     })
     .await?;
     let server = prepare(
@@ -136,6 +140,7 @@ pub async fn up(a: UpArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         attributes,
         runner: berth_agent::RunnerConfig {
             task_cleanup_wait: Duration::from_nanos(cleanup_ns),
+            image_pull: a.image_pull_behavior,
             ..Default::default()
         },
     };

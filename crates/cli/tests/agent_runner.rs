@@ -3,6 +3,7 @@
 //! the test engine's bridges; the engine harness removes containers, links and nft tables.
 
 mod common;
+mod registry_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ fn config() -> RunnerConfig {
         task_cleanup_wait: Duration::from_secs(60),
         task_network: "berth-task".into(),
         task_network_subnet: Some(common::free_subnet()),
-        cluster: None,
+        ..RunnerConfig::default()
     }
 }
 
@@ -279,11 +280,13 @@ fn stop_task_stops_in_reverse_dependency_order_and_a_missing_image_fails_to_star
         assert_eq!(done.stop_code, None);
         assert_eq!(container(&done, "app").exit_code, Some(137));
 
-        // A missing image: STOPPED with TaskFailedToStart, nothing created.
+        // A missing image no registry serves (nothing listens on the port): STOPPED with
+        // TaskFailedToStart, nothing created.
+        let image = format!("127.0.0.1:{}/does-not-exist:1", free_port());
         let b = assignment(
             "noimg",
             None,
-            json!([{"name": "x", "image": "does-not-exist:1"}]),
+            json!([{"name": "x", "image": image}]),
             json!([]),
             vec![],
         );
@@ -296,6 +299,7 @@ fn stop_task_stops_in_reverse_dependency_order_and_a_missing_image_fails_to_star
         assert_eq!(failed.stop_code.as_deref(), Some("TaskFailedToStart"));
         let reason = container(&failed, "x").reason.clone().unwrap_or_default();
         assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
+        assert!(reason.contains("cannot connect to registry"), "{reason}");
         drop(r);
     });
 }
@@ -592,4 +596,67 @@ fn host_and_none_network_modes() {
         assert_eq!(done.stop_code.as_deref(), Some("EssentialContainerExited"));
         drop(r);
     });
+}
+
+#[test]
+fn the_agent_pulls_a_missing_task_image_once_for_all_tasks_needing_it() {
+    let reg = registry_support::TestRegistry::start(&[]);
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let image = format!("{}/agent/pulled:1", reg.addr);
+    e.ok(&["tag", "bb", &image]);
+    e.ok(&["push", "-q", &image]);
+    e.ok(&["rmi", &image]);
+    block_on(async {
+        let (r, mut rx, _md) = runner(&e, config()).await;
+        let tasks: Vec<TaskAssignment> = (0..2)
+            .map(|_| {
+                assignment(
+                    "pulled",
+                    None,
+                    json!([{"name": "app", "image": image, "command": ["sh", "-c", "exit 4"]}]),
+                    json!([]),
+                    vec![],
+                )
+            })
+            .collect();
+        for t in &tasks {
+            r.apply(t.clone());
+        }
+        for t in &tasks {
+            let done = wait_for(
+                &mut rx,
+                &t.task.task_arn,
+                "STOPPED",
+                Duration::from_secs(30),
+                |r| status(r) == "STOPPED",
+            )
+            .await;
+            let c = container(&done, "app");
+            assert_eq!(c.exit_code, Some(4), "{done:#?}");
+            assert!(
+                done.pull_started_at.is_some() && done.pull_stopped_at.is_some(),
+                "{done:#?}"
+            );
+        }
+        drop(r);
+    });
+    assert_eq!(e.inspect(&image, "{{.Id}}"), e.inspect("bb", "{{.Id}}"));
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = e.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=pull",
+    ]);
+    let pulls = events.lines().filter(|l| l.contains(&image)).count();
+    assert_eq!(pulls, 1, "two tasks, one pull: {events}");
 }

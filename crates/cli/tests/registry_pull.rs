@@ -524,3 +524,167 @@ fn an_interrupted_download_resumes_with_range() {
     );
     assert_eq!(*proxy.cuts.lock().unwrap(), 0);
 }
+
+/// Pushes busybox from a scratch engine as `<registry>/<name>` and returns the image id.
+fn publish_busybox(reg: &TestRegistry, name: &str) -> String {
+    let a = TestEngine::start();
+    let ca = config_dir(&a);
+    a.import_busybox("bb");
+    let image = format!("{}/{name}", reg.addr);
+    ok(&a, &ca, &["tag", "bb", &image]);
+    ok(&a, &ca, &["push", "-q", &image]);
+    a.inspect("bb", "{{.Id}}")
+}
+
+#[test]
+fn run_and_create_pull_a_missing_image_as_docker_does() {
+    let reg = TestRegistry::start(&[]);
+    let id = publish_busybox(&reg, "auto/bb:1");
+    let image = format!("{}/auto/bb:1", reg.addr);
+    let b = TestEngine::start();
+    let cb = config_dir(&b);
+
+    // --pull never: the missing image is an error, nothing is pulled.
+    let o = berth(&b, &cb, &["run", "--rm", "--pull", "never", &image, "true"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.to_lowercase().contains("no such image"), "{err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+
+    // The default (missing): Docker's notice and progress on stderr, the container's output
+    // alone on stdout.
+    let o = berth(&b, &cb, &["run", "--rm", &image, "echo", "auto-pulled"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out, "auto-pulled\n");
+    assert!(
+        err.contains(&format!("Unable to find image '{image}' locally")),
+        "{err}"
+    );
+    assert!(err.contains("Pull complete"), "{err}");
+    assert_eq!(b.inspect(&image, "{{.Id}}"), id);
+
+    // Present now: no pull at all.
+    let o = berth(&b, &cb, &["run", "--rm", &image, "true"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success() && err.is_empty(), "{err}");
+
+    // --pull always asks the registry even though the image is here.
+    let o = berth(&b, &cb, &["create", "--pull", "always", &image, "true"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Image is up to date"), "{err}");
+    assert_eq!(out.trim().len(), 64, "create prints only the id: {out}");
+    ok(&b, &cb, &["rm", out.trim()]);
+
+    // `create` pulls a missing image too; -q silences the progress.
+    let other = format!("{}/auto/bb:1", reg.addr).replace("auto/bb", "auto/bb2");
+    publish_to(&b, &cb, &image, &other);
+    ok(&b, &cb, &["rmi", &other]);
+    let o = berth(
+        &b,
+        &cb,
+        &["create", "-q", "--name", "pulled-by-create", &other, "true"],
+    );
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("Pull complete"), "-q: {err}");
+    ok(&b, &cb, &["rm", "pulled-by-create"]);
+
+    // A missing image the registry does not have either: Docker's two messages, exit 125.
+    let nope = format!("{}/auto/nope:1", reg.addr);
+    let o = berth(&b, &cb, &["run", "--rm", &nope, "true"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert!(err.contains("manifest unknown"), "{err}");
+    assert_eq!(
+        ok(&b, &cb, &["ps", "-aq"]).trim(),
+        "",
+        "no container was left behind"
+    );
+}
+
+/// Tags `src` (present in `e`) as `dst` and pushes it.
+fn publish_to(e: &TestEngine, config: &Path, src: &str, dst: &str) {
+    ok(e, config, &["tag", src, dst]);
+    ok(e, config, &["push", "-q", dst]);
+}
+
+#[test]
+fn docker_hub_images_come_from_the_registry_mirror() {
+    let reg = TestRegistry::start(&[]);
+    // Docker Hub's official images live under library/ on a mirror.
+    let id = publish_busybox(&reg, "library/berth-mirror-test:7");
+    let mirror = format!("http://{}", reg.addr);
+    let b = TestEngine::start_with_env(&[("BERTH_REGISTRY_MIRRORS", &mirror)]);
+    let cb = config_dir(&b);
+    let out = ok(&b, &cb, &["pull", "berth-mirror-test:7"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for berth-mirror-test:7"),
+        "{out}"
+    );
+    assert_eq!(b.inspect("berth-mirror-test:7", "{{.Id}}"), id);
+    assert_eq!(
+        b.inspect("docker.io/library/berth-mirror-test:7", "{{.Id}}"),
+        id
+    );
+    assert!(b.engine_log().contains("berth engine listening"));
+
+    // A bad mirror setting stops the engine from starting, naming the value.
+    let o = Command::new(common::BERTH)
+        .args(["-H", "unix:///nonexistent/berth.sock", "--root"])
+        .arg(b.root.join("other"))
+        .args(["engine", "--registry-mirror", "mirror.example:5000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("invalid registry mirror \"mirror.example:5000\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_pulls_of_images_sharing_a_layer_both_succeed() {
+    let reg = TestRegistry::start(&[]);
+    let id = publish_busybox(&reg, "same/one:1");
+    // The same layers under a second name: two pulls at once download one blob.
+    let a = TestEngine::start();
+    let ca = config_dir(&a);
+    let one = format!("{}/same/one:1", reg.addr);
+    let two = format!("{}/same/two:1", reg.addr);
+    ok(&a, &ca, &["pull", "-q", &one]);
+    publish_to(&a, &ca, &one, &two);
+
+    let b = TestEngine::start();
+    let cb = config_dir(&b);
+    let spawn = |image: &str| {
+        b.cmd()
+            .env("DOCKER_CONFIG", &cb)
+            .args(["pull", "-q", image])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p1, p2) = (spawn(&one), spawn(&two));
+    for p in [p1, p2] {
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(b.inspect(&one, "{{.Id}}"), id);
+    assert_eq!(b.inspect(&two, "{{.Id}}"), id);
+    let ingest = b.root.join("data/ingest");
+    assert!(
+        blob_files(&ingest).is_empty(),
+        "no download left in {}: {:?}",
+        ingest.display(),
+        blob_files(&ingest)
+    );
+    assert_eq!(
+        ok(&b, &cb, &["run", "--rm", &two, "echo", "ok"]).trim(),
+        "ok"
+    );
+}

@@ -158,6 +158,17 @@ fn write_config(
 }
 
 /// The credentials stored for `server` (a registry domain or Docker Hub), if any.
+/// The `X-Registry-Auth` value for the registry of `reference` from the logins stored in
+/// Docker's config file ([`config_path`]); None when there is no login for it.
+pub fn header_for(reference: &str) -> Result<Option<String>, DistributionError> {
+    let r = berth_image::reference::Reference::parse(reference)?;
+    Ok(load(&config_path(), &r.domain)?.map(|mut c| {
+        c.serveraddress = crate::endpoint::auth_key(&r.domain);
+        c.to_header()
+    }))
+}
+
+/// The login stored for `server` in the config file at `path`.
 pub fn load(path: &Path, server: &str) -> Result<Option<Credentials>, DistributionError> {
     let map = read_config(path)?;
     let Some(auths) = map.get("auths").and_then(|a| a.as_object()) else {

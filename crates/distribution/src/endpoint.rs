@@ -45,6 +45,32 @@ impl Endpoint {
         }
     }
 
+    /// A Docker Hub mirror from its URL (`http://127.0.0.1:5000`, `https://mirror.example`);
+    /// anything but an http(s) URL of a host is an error naming it.
+    pub fn mirror(url: &str) -> Result<Self, crate::DistributionError> {
+        let bad = |why: &str| {
+            crate::DistributionError::Invalid(format!(
+                "invalid registry mirror {url:?}: {why} (expected http://HOST[:PORT] or https://HOST[:PORT])"
+            ))
+        };
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+            ("https", r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            ("http", r)
+        } else {
+            return Err(bad("no http:// or https:// scheme"));
+        };
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(bad("it must name a host (and port) only, without a path"));
+        }
+        Ok(Self {
+            domain: DEFAULT_DOMAIN.to_string(),
+            scheme,
+            host: host.to_string(),
+        })
+    }
+
     /// `scheme://host`.
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.scheme, self.host)
@@ -156,6 +182,23 @@ mod tests {
             Endpoint::for_domain("example.com", &insecure).scheme,
             "https"
         );
+    }
+
+    #[test]
+    fn mirrors_are_http_urls_of_a_host() {
+        let m = Endpoint::mirror("http://127.0.0.1:5000/").unwrap();
+        assert_eq!(m.base_url(), "http://127.0.0.1:5000");
+        assert_eq!(m.domain, DEFAULT_DOMAIN);
+        assert_eq!(
+            Endpoint::mirror("https://mirror.example")
+                .unwrap()
+                .base_url(),
+            "https://mirror.example"
+        );
+        for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://h/v2/"] {
+            let e = Endpoint::mirror(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

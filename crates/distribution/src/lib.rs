@@ -34,4 +34,4 @@ pub mod session;
 pub use credentials::Credentials;
 pub use error::DistributionError;
 pub use progress::{Progress, ProgressSink};
-pub use session::RegistryClient;
+pub use session::{RegistryClient, RegistryOptions};

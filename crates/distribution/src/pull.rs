@@ -79,12 +79,11 @@ pub async fn pull(
             r.full_tagged(),
         ),
     };
-    let session = client.session(&r.domain, &r.path, credentials, "pull");
     let short_want = match &r.digest {
         Some(d) => d.clone(),
         None => r.tag_or_default().to_string(),
     };
-    let top = fetch_manifest(&session, &want, &display).await?;
+    let (session, top) = first_manifest(client, &r, credentials, &want, &display).await?;
     progress(Progress::layer(
         short_want,
         format!("Pulling from {}", r.path),
@@ -118,18 +117,25 @@ pub async fn pull(
         }
     }
     let (session_ref, ingest_ref) = (&session, &ingest);
-    let files: Vec<(String, PathBuf)> =
+    let files: Vec<Option<(String, PathBuf)>> =
         futures_util::stream::iter(to_fetch.clone().into_iter().map(|l: Descriptor| {
             let progress = progress.clone();
             async move {
+                // Another pull may be downloading the same layer: wait for it, then take what it
+                // stored (or continue its file) instead of writing the same file at once.
+                let _guard = client.lock_blob(&l.digest).await;
+                if store.has_blob(&l.digest) {
+                    progress(Progress::layer(short_digest(&l.digest), "Already exists"));
+                    return Ok(None);
+                }
                 let path = download_blob(session_ref, &l, ingest_ref, &progress).await?;
-                Ok::<_, DistributionError>((l.digest, path))
+                Ok::<_, DistributionError>(Some((l.digest, path)))
             }
         }))
         .buffer_unordered(CONCURRENT_DOWNLOADS)
         .try_collect()
         .await?;
-    let layer_files: BTreeMap<String, PathBuf> = files.into_iter().collect();
+    let layer_files: BTreeMap<String, PathBuf> = files.into_iter().flatten().collect();
     let leftovers: Vec<PathBuf> = layer_files.values().cloned().collect();
     let pulled = PulledImage {
         manifest: chosen.bytes,
@@ -163,6 +169,33 @@ pub async fn pull(
         image_id: image.id,
         up_to_date: already,
     })
+}
+
+/// The session the image comes from and its top manifest: for a Docker Hub image the first
+/// mirror that serves the manifest (anonymously, as Docker asks mirrors), else Docker Hub;
+/// for any other registry that registry.
+async fn first_manifest(
+    client: &RegistryClient,
+    r: &Reference,
+    credentials: Credentials,
+    want: &str,
+    display: &str,
+) -> Result<(Session, Fetched), DistributionError> {
+    if r.domain == berth_image::reference::DEFAULT_DOMAIN {
+        for m in client.mirrors() {
+            let session = client.session_at(m.clone(), &r.path, Credentials::default(), "pull");
+            match fetch_manifest(&session, want, display).await {
+                Ok(top) => return Ok((session, top)),
+                Err(e) => {
+                    let why = format!("mirror {} cannot serve {display}: {e}", m.base_url());
+                    tracing::info!("{why}")
+                }
+            }
+        }
+    }
+    let session = client.session(&r.domain, &r.path, credentials, "pull");
+    let top = fetch_manifest(&session, want, display).await?;
+    Ok((session, top))
 }
 
 /// GETs `manifests/<want>` (a tag or digest), verifying a digest reference.

@@ -7,7 +7,8 @@
 //! answer). The request is then retried once; a second 401 is [`DistributionError::Unauthorized`].
 //! Bodies are built by a closure so a streamed upload can be sent again.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -17,16 +18,49 @@ use crate::challenge::{self, Challenge};
 use crate::endpoint::Endpoint;
 use crate::{Credentials, DistributionError};
 
+/// The engine's registry settings (Docker's `insecure-registries` and `registry-mirrors`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// `host[:port]` (or bare host) registries reached over plain http although not on loopback.
+    pub insecure: Vec<String>,
+    /// Mirrors of Docker Hub (`http://host:port` or `https://host`), tried in order before
+    /// Docker Hub itself when pulling a `docker.io` image.
+    pub mirrors: Vec<String>,
+}
+
+impl RegistryOptions {
+    /// `BERTH_INSECURE_REGISTRIES` and `BERTH_REGISTRY_MIRRORS` (comma lists).
+    pub fn from_env() -> Self {
+        let list = |var: &str| -> Vec<String> {
+            std::env::var(var)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        Self {
+            insecure: list("BERTH_INSECURE_REGISTRIES"),
+            mirrors: list("BERTH_REGISTRY_MIRRORS"),
+        }
+    }
+}
+
 /// A shared HTTP client plus the engine's registry options. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     insecure: Vec<String>,
+    mirrors: Vec<Endpoint>,
+    /// One lock per blob being downloaded, so concurrent pulls sharing a layer do not write
+    /// the same ingest file at once.
+    downloads: Arc<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>>,
 }
 
 impl RegistryClient {
-    /// A client; `insecure` lists `host[:port]` registries to reach over plain http.
-    pub fn new(insecure: Vec<String>) -> Result<Self, DistributionError> {
+    /// A client for `options`; a mirror that is not an http(s) URL is an error naming it.
+    pub fn new(options: RegistryOptions) -> Result<Self, DistributionError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
@@ -35,7 +69,35 @@ impl RegistryClient {
             .map_err(|e| {
                 DistributionError::Invalid(format!("cannot build the HTTP client: {e}"))
             })?;
-        Ok(Self { http, insecure })
+        let mirrors = options
+            .mirrors
+            .iter()
+            .map(|m| Endpoint::mirror(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            http,
+            insecure: options.insecure,
+            mirrors,
+            downloads: Arc::default(),
+        })
+    }
+
+    /// Waits until no other pull of this client downloads `digest`, and holds that until the
+    /// guard is dropped.
+    pub(crate) async fn lock_blob(&self, digest: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.downloads.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, w| w.strong_count() > 0);
+            match map.get(digest).and_then(Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(digest.to_string(), Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 
     /// Registries reached over http although not on loopback.
@@ -43,9 +105,32 @@ impl RegistryClient {
         &self.insecure
     }
 
+    /// Docker Hub mirrors, in the order pulls try them.
+    pub fn mirrors(&self) -> &[Endpoint] {
+        &self.mirrors
+    }
+
     /// The endpoint of a registry domain.
     pub fn endpoint(&self, domain: &str) -> Endpoint {
         Endpoint::for_domain(domain, &self.insecure)
+    }
+
+    /// A session on `repository` at `endpoint` (a mirror, say), asking for `actions`.
+    pub fn session_at(
+        &self,
+        endpoint: Endpoint,
+        repository: &str,
+        credentials: Credentials,
+        actions: &str,
+    ) -> Session {
+        Session {
+            http: self.http.clone(),
+            endpoint,
+            repository: repository.to_string(),
+            credentials,
+            scope: format!("repository:{repository}:{actions}"),
+            authorization: Mutex::new(None),
+        }
     }
 
     /// A session on `repository` of `domain`, asking for `actions` (`pull` or `pull,push`).
@@ -56,14 +141,7 @@ impl RegistryClient {
         credentials: Credentials,
         actions: &str,
     ) -> Session {
-        Session {
-            http: self.http.clone(),
-            endpoint: self.endpoint(domain),
-            repository: repository.to_string(),
-            credentials,
-            scope: format!("repository:{repository}:{actions}"),
-            authorization: Mutex::new(None),
-        }
+        self.session_at(self.endpoint(domain), repository, credentials, actions)
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

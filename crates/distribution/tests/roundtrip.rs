@@ -67,7 +67,7 @@ async fn chunked_round_trip(addr: &str, tmp: &Path) {
     let b = ImageStore::open(&tmp.join("b")).unwrap();
     let image = format!("{addr}/chunked/x:1");
     let id = image_with_layer(&a, tmp, &image, 700_000);
-    let client = RegistryClient::new(Vec::new()).unwrap();
+    let client = RegistryClient::new(Default::default()).unwrap();
     let (sink, seen) = recorder();
     let sizes = UploadSizes {
         monolithic_max: 64 << 10,
@@ -157,7 +157,7 @@ async fn an_index_is_resolved_to_this_platform() {
     let b = ImageStore::open(&tmp.path().join("b")).unwrap();
     let image = format!("{addr}/multi/x:single");
     let id = image_with_layer(&a, tmp.path(), &image, 10_000);
-    let client = RegistryClient::new(Vec::new()).unwrap();
+    let client = RegistryClient::new(Default::default()).unwrap();
     let (sink, _) = recorder();
     let out = push_with(
         &client,

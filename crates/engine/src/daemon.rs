@@ -59,7 +59,7 @@ pub async fn bind(opts: &DaemonOptions) -> anyhow::Result<BoundEngine> {
     {
         net.default_subnet = s.parse()?;
     }
-    let engine = Engine::open_with(&opts.root, net, opts.insecure_registries.clone()).await?;
+    let engine = Engine::open_with(&opts.root, net, opts.registries.clone()).await?;
     let listener = tokio::net::UnixListener::bind(&socket)?;
     tracing::info!(socket = %socket.display(), root = %opts.root.display(), "berth engine listening");
     Ok(BoundEngine {

@@ -107,15 +107,20 @@ fn attrs(rec: &ContainerRecord) -> BTreeMap<String, String> {
 impl Engine {
     /// Opens (creating if needed) the engine's data directory and restores its containers.
     pub async fn open(root: &Path) -> anyhow::Result<Arc<Self>> {
-        Self::open_with(root, berth_network::NetworkOptions::new(root), Vec::new()).await
+        Self::open_with(
+            root,
+            berth_network::NetworkOptions::new(root),
+            Default::default(),
+        )
+        .await
     }
 
-    /// [`open`](Self::open) with explicit network options and the registries (`host[:port]`)
-    /// to reach over plain http although they are not on loopback.
+    /// [`open`](Self::open) with explicit network options and registry settings (insecure
+    /// registries, Docker Hub mirrors).
     pub async fn open_with(
         root: &Path,
         net: berth_network::NetworkOptions,
-        insecure_registries: Vec<String>,
+        registries: berth_distribution::RegistryOptions,
     ) -> anyhow::Result<Arc<Self>> {
         let paths = Paths::new(root);
         paths.create_all()?;
@@ -127,7 +132,7 @@ impl Engine {
             paths,
             images,
             events: EventBus::new(),
-            registries: berth_distribution::RegistryClient::new(insecure_registries)?,
+            registries: berth_distribution::RegistryClient::new(registries)?,
             exe,
             slots: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),

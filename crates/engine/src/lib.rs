@@ -62,20 +62,11 @@ pub struct DaemonOptions {
     pub network_prefix: Option<String>,
     /// Subnet of the default `bridge` network (default 172.28.0.0/16).
     pub default_bridge_subnet: Option<String>,
-    /// Registries (`host[:port]`) reached over plain http although not on loopback.
-    pub insecure_registries: Vec<String>,
+    /// Insecure registries and Docker Hub mirrors.
+    pub registries: berth_distribution::RegistryOptions,
 }
 
-/// `BERTH_INSECURE_REGISTRIES` (a comma list) as a list.
-pub fn insecure_registries_from_env() -> Vec<String> {
-    std::env::var("BERTH_INSECURE_REGISTRIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
+pub use berth_distribution::RegistryOptions;
 
 /// Runs the engine daemon until SIGINT/SIGTERM.
 pub async fn run_daemon(opts: DaemonOptions) -> anyhow::Result<()> {

@@ -64,12 +64,14 @@ pub(crate) fn stage_pulled(
                 l.digest, l.media_type
             )));
         }
+        // A blob the store has (an earlier layer, or a concurrent pull of another image that
+        // committed first) is used as stored; the download is then left to the puller to delete.
         let path = match pulled.layer_files.get(&l.digest) {
+            _ if inner.content.exists(&l.digest) => inner.content.path(&l.digest)?,
             Some(p) => {
                 stage.add_blob(&l.digest, p.clone());
                 p.clone()
             }
-            None if inner.content.exists(&l.digest) => inner.content.path(&l.digest)?,
             None => {
                 return Err(ImageError::archive(format!(
                     "layer {} was neither downloaded nor in the store",

@@ -12,6 +12,7 @@
 //! the same engine adopts them (nothing is started twice).
 
 pub mod deps;
+pub mod images;
 pub mod spec;
 pub mod state;
 mod task;
@@ -48,6 +49,8 @@ pub struct RunnerConfig {
     /// The cluster this runner serves: [`Runner::reconcile`] only stops unknown containers
     /// labelled with it (None: any task container of the engine).
     pub cluster: Option<String>,
+    /// When task images are pulled (`ECS_IMAGE_PULL_BEHAVIOR`).
+    pub image_pull: images::ImagePullBehavior,
 }
 
 impl Default for RunnerConfig {
@@ -57,6 +60,7 @@ impl Default for RunnerConfig {
             task_network: "berth-task".into(),
             task_network_subnet: None,
             cluster: None,
+            image_pull: Default::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub(crate) struct Shared {
     /// Task ARNs with containers in the engine when the runner started (adoption candidates).
     preexisting: Mutex<HashSet<String>>,
     pub(crate) infra: tokio::sync::Mutex<Infra>,
+    pub(crate) pulls: images::Pulls,
 }
 
 impl Shared {
@@ -223,6 +228,7 @@ impl Runner {
             by_container: Mutex::new(HashMap::new()),
             preexisting: Mutex::new(preexisting),
             infra: tokio::sync::Mutex::new(Infra::default()),
+            pulls: Default::default(),
         });
         let events = tokio::spawn(dispatch_events(Arc::downgrade(&sh), stream));
         Ok(Runner { sh, events })

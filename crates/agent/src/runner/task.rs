@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::deps::{self, Condition};
+use super::images;
 use super::spec::{self, NetMode, VolumeSource};
 use super::state::{epoch, ContainerStatus, ContainerView, Eni, TaskStatus, TaskView};
 use super::{Msg, Shared};
@@ -363,28 +364,27 @@ impl Run {
             }
         }
 
-        // Images must be in the engine (there is no registry to pull from).
+        // Images: cached or pulled, as the runner's pull behavior says.
         self.view.pull_started_at = Some(epoch(Utc::now()));
         let mut images: Vec<String> = specs.iter().map(|(_, s)| s.image.clone()).collect();
         images.sort();
         images.dedup();
-        let found = join_all(images.iter().map(|i| self.sh.engine.inspect_image(i))).await;
+        let (engine, behavior) = (&self.sh.engine, self.sh.config.image_pull);
+        let found = join_all(
+            images
+                .iter()
+                .map(|i| images::ensure(engine, behavior, &self.sh.pulls, i)),
+        )
+        .await;
         self.view.pull_stopped_at = Some(epoch(Utc::now()));
-        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "images checked");
+        tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "images ready");
         let mut ids = HashMap::new();
         for (img, res) in images.iter().zip(found) {
             match res {
-                Ok(ins) => {
-                    ids.insert(img.clone(), ins.id);
+                Ok(id) => {
+                    ids.insert(img.clone(), id);
                 }
-                Err(e) => {
-                    let reason = if e.is_not_found() {
-                        format!(
-                            "CannotPullContainerError: image {img} is not in the engine and there is no registry to pull it from; import or load it first"
-                        )
-                    } else {
-                        format!("CannotPullContainerError: {e}")
-                    };
+                Err(reason) => {
                     for (i, s) in &specs {
                         if &s.image == img {
                             self.view.containers[*i].reason = Some(reason.clone());

@@ -19,6 +19,8 @@ pub struct TestEngine {
     pub net_prefix: String,
     /// Subnet of this engine's default `bridge` network.
     pub bridge_subnet: String,
+    /// Extra environment of the daemon (e.g. `BERTH_REGISTRY_MIRRORS`).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -102,6 +104,12 @@ fn unique(prefix: &str) -> String {
 impl TestEngine {
     /// Starts an engine with a fresh root.
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts an engine with a fresh root and extra daemon environment.
+    #[allow(dead_code)]
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let root = std::env::temp_dir().join(unique("berth-test"));
         std::fs::create_dir_all(&root).unwrap();
         let sock = root.join("engine.sock");
@@ -110,6 +118,10 @@ impl TestEngine {
             sock,
             net_prefix: format!("bt{:04x}", random_u64() & 0xffff),
             bridge_subnet: free_subnet(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         engine.spawn_daemon();
@@ -132,6 +144,7 @@ impl TestEngine {
             .arg("engine")
             .env("BERTH_NETWORK_PREFIX", &self.net_prefix)
             .env("BERTH_DEFAULT_BRIDGE_SUBNET", &self.bridge_subnet)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
