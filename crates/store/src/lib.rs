@@ -15,6 +15,7 @@
 //! - `memory`: [`MemoryStore`], the in-process reference backend (tests, throwaway servers);
 //! - `redb_store`: [`RedbStore`], the embedded durable backend (one redb file, group commit);
 //! - `wal`: its write-ahead log (one fdatasync per group commit, replayed on open);
+//! - `overlay`: logged writes not yet applied to redb, merged into every read;
 //! - `conformance` (feature `conformance`): the test suite every backend passes.
 
 #[cfg(feature = "conformance")]
@@ -22,6 +23,7 @@ pub mod conformance;
 mod error;
 pub mod logic;
 mod memory;
+mod overlay;
 mod redb_store;
 mod types;
 mod wal;

@@ -48,11 +48,16 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::logic::{apply_txn, validate_txn, KeySpace};
-use crate::wal::{self, Wal};
+use crate::overlay::{merge_one, merge_range, Overlay};
+use crate::wal::Wal;
+
+mod logged;
+
 use crate::{
     EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn,
     TxnResponse, WatchEvent, WatchStream,
 };
+use logged::{apply_batch_logged, Checkpointer, LayeredSpace, DRAIN_RECORDS};
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const HISTORY: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("history");
@@ -80,7 +85,9 @@ pub struct RedbOptions {
     pub watch_buffer: usize,
     /// The most requests one group commit takes.
     pub max_batch: usize,
-    /// redb's page cache size in bytes.
+    /// redb's page cache size in bytes. Half of it may hold pages written by commits that
+    /// are not yet durable, which a checkpoint then writes out at once: kept small so pages
+    /// reach the file (and the writeback) early; reads are served by the OS page cache.
     pub cache_size: usize,
     /// redb's quick repair: each commit also saves the allocator state (a second fsync), so
     /// opening after a crash does not have to walk the whole file.
@@ -94,6 +101,10 @@ pub struct RedbOptions {
     pub wal_max_bytes: u64,
     /// An idle writer checkpoints a non-empty log after this long without writes.
     pub wal_idle_checkpoint: std::time::Duration,
+    /// With the log: start writeback of the redb file's dirty pages this often from a
+    /// background thread (`sync_file_range`), so a checkpoint's fsync finds little left to
+    /// write (None: only checkpoints flush).
+    pub writeback_interval: Option<std::time::Duration>,
 }
 
 impl Default for RedbOptions {
@@ -102,11 +113,12 @@ impl Default for RedbOptions {
             history_revisions: 10_000,
             watch_buffer: 1024,
             max_batch: 1024,
-            cache_size: 512 * 1024 * 1024,
+            cache_size: 16 * 1024 * 1024,
             quick_repair: false,
             wal: true,
-            wal_max_bytes: 64 * 1024 * 1024,
+            wal_max_bytes: 16 * 1024 * 1024,
             wal_idle_checkpoint: std::time::Duration::from_secs(1),
+            writeback_interval: Some(std::time::Duration::from_millis(20)),
         }
     }
 }
@@ -120,6 +132,35 @@ pub struct RedbStore {
     shared: Arc<Shared>,
     requests: Option<std_mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// Stops the background writeback thread when dropped.
+    writeback: Option<std_mpsc::Sender<()>>,
+}
+
+/// Starts the thread that flushes the redb file's dirty pages every `every` (see
+/// [`RedbOptions::writeback_interval`]); it ends when the returned sender is dropped.
+fn start_writeback(
+    path: &Path,
+    every: std::time::Duration,
+) -> Result<std_mpsc::Sender<()>, StoreError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    let (stop, stopped) = std_mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("berth-store-writeback".into())
+        .spawn(move || {
+            use std::os::fd::AsRawFd;
+            while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                // Starts writeback of every dirty page without waiting for it or flushing the
+                // device: the data trickles to disk instead of arriving in one burst at the
+                // checkpoint, whose fsyncs would hold up the log's.
+                // SAFETY: a valid open descriptor; the call only schedules I/O.
+                unsafe {
+                    libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the store writeback: {e}")))?;
+    Ok(stop)
 }
 
 struct Shared {
@@ -131,6 +172,8 @@ struct Shared {
     /// The oldest revision a watch may start from.
     compacted: AtomicI64,
     hub: Mutex<Hub>,
+    /// Logged writes not yet applied to redb (see [`crate::overlay`]); readers merge them.
+    overlay: Mutex<Arc<Overlay>>,
 }
 
 /// The live watchers, and the last revision handed to them.
@@ -210,7 +253,14 @@ impl RedbStore {
             let wal_ctx = wal_path.display().to_string();
             let (wal, records) = Wal::open(&wal_path, applied_lsn as u64).map_err(be!(&wal_ctx))?;
             if !records.is_empty() {
-                (revision, compacted) = replay(&db, &records, revision, compacted)?;
+                let logged = records.iter().map(|r| (r.lsn, r.payload.as_slice()));
+                (revision, compacted) = replay(
+                    &db,
+                    logged,
+                    revision,
+                    compacted,
+                    redb::Durability::Immediate,
+                )?;
             }
             options.wal.then_some(wal)
         } else {
@@ -227,13 +277,29 @@ impl RedbStore {
                 watchers: Vec::new(),
                 closed: false,
             }),
+            overlay: Mutex::new(Arc::default()),
         });
+        let checkpointer = match &wal {
+            Some(_) => Some(Checkpointer::start(shared.clone())?),
+            None => None,
+        };
+        let writeback = match (options.wal, options.writeback_interval) {
+            (true, Some(every)) => Some(start_writeback(&shared.path, every)?),
+            _ => None,
+        };
         let (requests, receiver) = std_mpsc::channel();
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("berth-store-writer".into())
             .spawn(move || {
-                let mut writer = Writer { wal, failed: None };
+                let mut writer = Writer {
+                    wal,
+                    failed: None,
+                    overlay: Overlay::default(),
+                    checkpointer,
+                    stored_revision: revision,
+                    stored_compacted: compacted,
+                };
                 writer_loop(&writer_shared, &mut writer, &receiver)
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
@@ -241,6 +307,7 @@ impl RedbStore {
             shared,
             requests: Some(requests),
             writer: Some(writer),
+            writeback,
         })
     }
 
@@ -277,6 +344,7 @@ impl Drop for RedbStore {
         // watchers. Joining makes sure the file is released when this returns (the database
         // closes when the last reference to `Shared` goes, which is ours or a short read's).
         self.requests = None;
+        self.writeback = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -514,31 +582,6 @@ impl KeySpace for WriteSpace<'_, '_> {
     }
 }
 
-/// A read-only key space: only `get` is ever called on it (read-only transactions).
-struct ReadSpace<'a>(&'a redb::ReadOnlyTable<&'static str, &'static [u8]>);
-
-impl KeySpace for ReadSpace<'_> {
-    fn get(&mut self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        table_get(self.0, key)
-    }
-
-    fn put(&mut self, _kv: KeyValue) -> Result<(), StoreError> {
-        Err(StoreError::Backend(
-            "write in a read-only transaction".into(),
-        ))
-    }
-
-    fn remove(&mut self, _key: &str) -> Result<(), StoreError> {
-        Err(StoreError::Backend(
-            "write in a read-only transaction".into(),
-        ))
-    }
-
-    fn keys_with_prefix(&mut self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
-        Ok(table_range(self.0, prefix, None, usize::MAX)?.0)
-    }
-}
-
 fn is_read_only(txn: &Txn) -> bool {
     !txn.success.iter().chain(&txn.failure).any(|op| op.writes())
 }
@@ -552,33 +595,61 @@ impl Shared {
         self.db.begin_read().map_err(storage)
     }
 
+    /// The overlay as published by the writer. Readers take it BEFORE opening their redb
+    /// snapshot (see [`crate::overlay`]).
+    fn overlay(&self) -> Arc<Overlay> {
+        self.overlay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes the writer's overlay what readers see.
+    fn publish_overlay(&self, overlay: &Overlay) {
+        *self.overlay.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(overlay.clone());
+    }
+
+    fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        let overlay = self.overlay();
+        let rtx = self.begin_read()?;
+        let keys = rtx.open_table(KEYS).map_err(storage)?;
+        Ok(merge_one(overlay.get(key), table_get(&keys, key)?))
+    }
+
     fn read_revision(rtx: &redb::ReadTransaction) -> Result<(Revision, Revision), StoreError> {
         let meta = rtx.open_table(META).map_err(storage)?;
         read_counters(&meta).map_err(storage)
     }
 
     fn range(&self, request: &RangeRequest) -> Result<RangeResponse, StoreError> {
+        let overlay = self.overlay();
         let rtx = self.begin_read()?;
         let (revision, _) = Self::read_revision(&rtx)?;
         let keys = rtx.open_table(KEYS).map_err(storage)?;
-        let (kvs, more) = table_range(
-            &keys,
-            &request.prefix,
-            request.start_after.as_deref(),
-            request.limit.unwrap_or(usize::MAX),
-        )?;
+        let (prefix, after) = (&request.prefix, request.start_after.as_deref());
+        let limit = request.limit.unwrap_or(usize::MAX);
+        // Pending deletions may hide some of redb's keys: ask for that many more.
+        let extra = overlay.deletions_in(prefix, after);
+        let (stored, more) = table_range(&keys, prefix, after, limit.saturating_add(extra))?;
+        let (kvs, more) = if overlay.is_empty() {
+            (stored, more)
+        } else {
+            merge_range(&overlay, prefix, after, stored, more, limit)
+        };
         Ok(RangeResponse {
             kvs,
             more,
-            revision,
+            revision: revision.max(overlay.revision()),
         })
     }
 
     fn read_txn(&self, txn: &Txn) -> Result<TxnResponse, StoreError> {
+        let overlay = self.overlay();
         let rtx = self.begin_read()?;
         let (revision, _) = Self::read_revision(&rtx)?;
         let keys = rtx.open_table(KEYS).map_err(storage)?;
-        let (response, _) = apply_txn(&mut ReadSpace(&keys), revision, txn)?;
+        let revision = revision.max(overlay.revision());
+        let (response, _) = apply_txn(&mut LayeredSpace::new(&keys, &overlay), revision, txn)?;
         Ok(response)
     }
 
@@ -589,6 +660,7 @@ impl Shared {
         prefix: &str,
         next: Revision,
     ) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        let overlay = self.overlay();
         let rtx = self.begin_read()?;
         let (_, compacted) = Self::read_revision(&rtx)?;
         if next < compacted {
@@ -600,16 +672,28 @@ impl Shared {
         let history = rtx.open_table(HISTORY).map_err(storage)?;
         let mut events = Vec::new();
         let mut continue_from = next;
+        let mut whole = true;
         for (scanned, entry) in history.range((next, 0)..).map_err(storage)?.enumerate() {
             let (key, value) = entry.map_err(storage)?;
             let (revision, _) = key.value();
             if scanned >= CATCH_UP_CHUNK && revision >= continue_from {
+                whole = false;
                 break;
             }
             continue_from = revision + 1;
             let bytes = value.value();
             if event_key(bytes)?.starts_with(prefix) {
                 events.push(decode_event(bytes)?);
+            }
+        }
+        // Past redb's history: the revisions still in the overlay, in order.
+        if whole {
+            for (revision, written) in overlay.history_from(continue_from) {
+                if revision != continue_from {
+                    break;
+                }
+                continue_from = revision + 1;
+                events.extend(written.into_iter().filter(|e| e.kv.key.starts_with(prefix)));
             }
         }
         Ok((events, continue_from))
@@ -651,25 +735,50 @@ struct Writer {
     /// Set when writing the log or committing after it failed: the state on disk and in
     /// memory may then differ, so every later write fails (reopening replays the log).
     failed: Option<StoreError>,
+    /// With the log: answered writes not yet in redb (readers see the published copy).
+    overlay: Overlay,
+    /// With the log: the checkpoint thread.
+    checkpointer: Option<Checkpointer>,
+    /// redb's own revision and compaction point (behind the store's by the overlay).
+    stored_revision: Revision,
+    stored_compacted: Revision,
 }
 
 fn writer_loop(shared: &Shared, writer: &mut Writer, requests: &std_mpsc::Receiver<Request>) {
     let max_batch = shared.options.max_batch.max(1);
     loop {
-        let first = if writer.wal.as_ref().is_some_and(Wal::has_records) {
-            match requests.recv_timeout(shared.options.wal_idle_checkpoint) {
+        // With the log: note a finished checkpoint, move answered writes into redb, start a
+        // checkpoint when one is due (all off the answering path).
+        if let Some(cp) = writer.checkpointer.as_mut() {
+            cp.poll(false);
+        }
+        writer.drain(shared, DRAIN_RECORDS);
+        writer.maybe_checkpoint(shared, false);
+        let busy =
+            writer.checkpointer.as_ref().is_some_and(|c| c.running) || !writer.overlay.is_empty();
+        let idle_wait = !busy && writer.wal.as_ref().is_some_and(Wal::has_records);
+        let wait = if busy {
+            Some(BUSY_POLL)
+        } else if idle_wait {
+            Some(shared.options.wal_idle_checkpoint)
+        } else {
+            None
+        };
+        let first = match wait {
+            Some(timeout) => match requests.recv_timeout(timeout) {
                 Ok(request) => request,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    checkpoint(shared, writer);
+                    if idle_wait {
+                        writer.maybe_checkpoint(shared, true);
+                    }
                     continue;
                 }
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match requests.recv() {
+            },
+            None => match requests.recv() {
                 Ok(request) => request,
                 Err(_) => break,
-            }
+            },
         };
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -679,41 +788,35 @@ fn writer_loop(shared: &Shared, writer: &mut Writer, requests: &std_mpsc::Receiv
             }
         }
         run_batch(shared, writer, batch);
-        if writer
-            .wal
-            .as_ref()
-            .is_some_and(|wal| wal.offset() >= shared.options.wal_max_bytes)
-        {
-            checkpoint(shared, writer);
-        }
     }
-    // Closing: make everything durable in redb so the next open replays nothing.
+    // Closing: finish a running checkpoint, apply what is left, make everything durable in
+    // redb so the next open replays nothing.
+    if let Some(cp) = writer.checkpointer.as_mut() {
+        cp.poll(true);
+    }
+    while !writer.overlay.is_empty() && writer.failed.is_none() {
+        writer.drain(shared, usize::MAX);
+    }
     checkpoint(shared, writer);
     let mut hub = shared.hub();
     hub.closed = true;
     hub.watchers.clear();
 }
 
-/// Makes every commit so far durable in redb (one durable commit) and restarts the log.
+/// How often a writer waiting for requests looks at a running checkpoint or the overlay.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Makes every commit so far durable in redb (one durable commit on this thread) and
+/// restarts the log: at close, once nothing is left in the overlay.
 fn checkpoint(shared: &Shared, writer: &mut Writer) {
-    if writer.failed.is_some() {
+    if writer.failed.is_some() || !writer.overlay.is_empty() {
         return;
     }
     let Some(wal) = writer.wal.as_mut() else {
         return;
     };
-    if !wal.has_records() {
-        return;
-    }
-    let durable = (|| -> Result<(), StoreError> {
-        let mut wtx = shared.db.begin_write().map_err(storage)?;
-        wtx.set_durability(redb::Durability::Immediate)
-            .map_err(storage)?;
-        wtx.set_quick_repair(shared.options.quick_repair);
-        wtx.commit().map_err(storage)
-    })();
-    // On failure the log still holds everything: keep appending and try again later.
-    if durable.is_ok() {
+    // On failure the log still holds everything: the next open replays it.
+    if logged::durable_commit(shared).is_ok() {
         wal.restart();
     }
 }
@@ -723,7 +826,10 @@ fn run_batch(shared: &Shared, writer: &mut Writer, batch: Vec<Request>) {
     let compacted = shared.compacted.load(Ordering::Acquire);
     let applied = match &writer.failed {
         Some(error) => Err(error.clone()),
-        None => apply_batch(shared, writer, &batch, revision, compacted),
+        None if writer.wal.is_some() => {
+            apply_batch_logged(shared, writer, &batch, revision, compacted)
+        }
+        None => apply_batch(shared, &batch, revision, compacted),
     };
     match applied {
         Ok((outcomes, new_revision, new_compacted)) => {
@@ -794,28 +900,19 @@ fn fan_out(hub: &mut Hub, revision: Revision, events: &[WatchEvent]) {
 
 type BatchResult = (Vec<Outcome>, Revision, Revision);
 
+/// Without the log: applies a batch in one durable redb commit (one fsync).
 fn apply_batch(
     shared: &Shared,
-    writer: &mut Writer,
     batch: &[Request],
     mut revision: Revision,
     mut compacted: Revision,
 ) -> Result<BatchResult, StoreError> {
     let mut wtx = shared.db.begin_write().map_err(storage)?;
-    // With a log, the log record is what makes the batch durable; without, redb's commit
-    // returns once the data is fsynced.
-    let durability = if writer.wal.is_some() {
-        redb::Durability::None
-    } else {
-        redb::Durability::Immediate
-    };
-    wtx.set_durability(durability).map_err(storage)?;
+    wtx.set_durability(redb::Durability::Immediate)
+        .map_err(storage)?;
     wtx.set_quick_repair(shared.options.quick_repair);
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut dirty = false;
-    // The log record's payload, built while applying: each event is encoded once, for the
-    // history table and the log alike.
-    let mut log = writer.wal.is_some().then(LogPayload::new);
     {
         let mut keys = wtx.open_table(KEYS).map_err(storage)?;
         let mut history = wtx.open_table(HISTORY).map_err(storage)?;
@@ -828,20 +925,12 @@ fn apply_batch(
                     }
                     // An error here is the backend's: it fails the whole batch.
                     let (response, events) = apply_txn(&mut WriteSpace(&mut keys), revision, txn)?;
-                    if !events.is_empty() {
-                        dirty = true;
-                        if let Some(log) = log.as_mut() {
-                            log.begin_write(response.revision, events.len());
-                        }
-                    }
+                    dirty |= !events.is_empty();
                     for (n, event) in events.iter().enumerate() {
                         let bytes = encode_event(event);
                         history
                             .insert((response.revision, n as u32), bytes.as_slice())
                             .map_err(storage)?;
-                        if let Some(log) = log.as_mut() {
-                            log.event(&bytes);
-                        }
                     }
                     revision = response.revision;
                     outcomes.push(Outcome::Txn(Ok((response, events))));
@@ -874,32 +963,10 @@ fn apply_batch(
             let mut meta = wtx.open_table(META).map_err(storage)?;
             meta.insert(META_REVISION, revision).map_err(storage)?;
             meta.insert(META_COMPACTED, compacted).map_err(storage)?;
-            if let Some(wal) = &writer.wal {
-                meta.insert(META_WAL_LSN, wal.next_lsn() as i64)
-                    .map_err(storage)?;
-            }
         }
     }
     if dirty {
-        if let Some(wal) = writer.wal.as_mut() {
-            // Durable in the log first; only then visible to readers (commit) and answered.
-            let payload = log.take().unwrap_or_default().finish(revision, compacted);
-            if let Err(e) = wal.append(&payload) {
-                let error = StoreError::Backend(format!(
-                    "cannot write the store's log {}: {e} (restart to recover)",
-                    wal.path().display()
-                ));
-                writer.failed = Some(error.clone());
-                return Err(error);
-            }
-            if let Err(e) = wtx.commit() {
-                let error = storage(format!("{e} (after the log write; restart to recover)"));
-                writer.failed = Some(error.clone());
-                return Err(error);
-            }
-        } else {
-            wtx.commit().map_err(storage)?;
-        }
+        wtx.commit().map_err(storage)?;
     } else {
         wtx.abort().map_err(storage)?;
     }
@@ -958,24 +1025,26 @@ impl Default for LogPayload {
     }
 }
 
-/// Applies log records to redb in one durable commit; returns the new revision and
-/// compaction point.
-fn replay(
+/// Applies log records (lsn, payload) to redb in one commit of `durability` (at open, the
+/// records the log holds beyond redb's state; while running, the overlay's oldest); returns
+/// redb's new revision and compaction point.
+fn replay<'a>(
     db: &Database,
-    records: &[wal::Record],
+    records: impl IntoIterator<Item = (u64, &'a [u8])>,
     mut revision: Revision,
     mut compacted: Revision,
+    durability: redb::Durability,
 ) -> Result<(Revision, Revision), StoreError> {
     let replay_error = |e: &dyn Display| StoreError::Backend(format!("store log replay: {e}"));
     let mut wtx = db.begin_write().map_err(|e| replay_error(&e))?;
-    wtx.set_durability(redb::Durability::Immediate)
+    wtx.set_durability(durability)
         .map_err(|e| replay_error(&e))?;
     {
         let mut keys = wtx.open_table(KEYS).map_err(storage)?;
         let mut history = wtx.open_table(HISTORY).map_err(storage)?;
         let mut meta = wtx.open_table(META).map_err(storage)?;
-        for record in records {
-            let mut reader = Reader(&record.payload);
+        for (lsn, payload) in records {
+            let mut reader = Reader(payload);
             let batch_revision = reader.i64()?;
             let batch_compacted = reader.i64()?;
             for _ in 0..reader.u32()? {
@@ -1000,8 +1069,7 @@ fn replay(
                 compacted = batch_compacted;
             }
             revision = revision.max(batch_revision);
-            meta.insert(META_WAL_LSN, record.lsn as i64)
-                .map_err(storage)?;
+            meta.insert(META_WAL_LSN, lsn as i64).map_err(storage)?;
         }
         meta.insert(META_REVISION, revision).map_err(storage)?;
         meta.insert(META_COMPACTED, compacted).map_err(storage)?;
@@ -1172,9 +1240,7 @@ impl Store for RedbStore {
         if key.is_empty() {
             return Err(StoreError::InvalidRequest("read of an empty key".into()));
         }
-        let rtx = self.shared.begin_read()?;
-        let keys = rtx.open_table(KEYS).map_err(storage)?;
-        table_get(&keys, key)
+        self.shared.get(key)
     }
 }
 

@@ -1,0 +1,92 @@
+//! Measures write latency at a steady rate, the store's share of RunTask's p99: each write
+//! is one transaction shaped like a RunTask (a new ~3 KiB task record, the container
+//! instance's ~2 KiB record and the cluster's ~1 KiB record rewritten), issued open-loop at
+//! RATE per second for SECONDS into a fresh store; prints p50/p99/p99.9/max and how many
+//! writes took longer than 10 ms, so stalls (checkpoints) show.
+//!
+//! `cargo run --release -p berth-store --example write_latency -- DIR`
+//! Env: RATE (default 1000), SECONDS (30), CACHE_MIB, WAL_MAX_MIB (the store's defaults).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_store::{Op, RedbOptions, RedbStore, Store, Txn};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("{{\"{tag}\":{n}}}").into_bytes();
+    v.resize(len, b'x');
+    v
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = std::env::args().nth(1).expect("usage: write_latency DIR");
+    let rate: u64 = env_or("RATE", 1000);
+    let seconds: u64 = env_or("SECONDS", 30);
+    let defaults = RedbOptions::default();
+    let options = RedbOptions {
+        cache_size: env_or("CACHE_MIB", defaults.cache_size >> 20) << 20,
+        wal_max_bytes: env_or("WAL_MAX_MIB", defaults.wal_max_bytes >> 20) << 20,
+        writeback_interval: match env_or("WRITEBACK_MS", 100u64) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        },
+        ..defaults
+    };
+    println!(
+        "rate {rate}/s for {seconds} s, cache {} MiB, wal_max {} MiB, writeback {:?}",
+        options.cache_size >> 20,
+        options.wal_max_bytes >> 20,
+        options.writeback_interval
+    );
+    let store = Arc::new(RedbStore::open_with(&dir, options).expect("open store"));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * seconds) as usize)));
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut handles = Vec::new();
+    let start = Instant::now();
+    for n in 0..rate * seconds {
+        tick.tick().await;
+        let (store, latencies) = (store.clone(), latencies.clone());
+        handles.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let txn = Txn::new()
+                .and_then(Op::put(
+                    format!("tasks/demo/{n:012}"),
+                    value("task", n, 3072),
+                ))
+                .and_then(Op::put(
+                    format!("instances/demo/{:03}", n % 100),
+                    value("instance", n, 2048),
+                ))
+                .and_then(Op::put("clusters/demo", value("cluster", n, 1024)));
+            store.txn(txn).await.expect("write");
+            latencies.lock().unwrap().push(t0.elapsed());
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let took = start.elapsed();
+    let mut l = latencies.lock().unwrap().clone();
+    l.sort();
+    let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{} writes in {:.1} s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms, over 10 ms: {}",
+        l.len(),
+        took.as_secs_f64(),
+        ms(at(0.50)),
+        ms(at(0.99)),
+        ms(at(0.999)),
+        ms(*l.last().unwrap()),
+        l.iter().filter(|d| **d > Duration::from_millis(10)).count()
+    );
+}
