@@ -54,11 +54,18 @@ impl PreparedServer {
 }
 
 /// The embedded store's options: the defaults, except that `BERTH_STORE_WAL=off` turns the
-/// write-ahead log off (every group commit is then a durable redb commit; for comparison).
+/// write-ahead log off (every group commit is then a durable redb commit; for comparison) and
+/// `BERTH_STORE_CACHE_MIB` sets redb's cache size.
 fn store_options() -> berth_store::RedbOptions {
     let mut options = berth_store::RedbOptions::default();
     if std::env::var("BERTH_STORE_WAL").is_ok_and(|v| v == "off" || v == "0") {
         options.wal = false;
+    }
+    if let Some(mib) = std::env::var("BERTH_STORE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options.cache_size = mib << 20;
     }
     options
 }
