@@ -936,26 +936,18 @@ fn apply_batch(
                     outcomes.push(Outcome::Txn(Ok((response, events))));
                 }
                 Request::Compact(to, _) => {
-                    let result = if *to > revision {
-                        Err(StoreError::FutureRevision {
-                            requested: *to,
-                            current: revision,
-                        })
-                    } else {
-                        if *to > compacted {
-                            trim_history(&mut history, *to)?;
-                            compacted = *to;
-                            dirty = true;
-                        }
-                        Ok(())
-                    };
-                    outcomes.push(Outcome::Compact(result));
+                    let result = compaction_request(*to, revision, compacted);
+                    if let Ok(Some(to)) = result {
+                        trim_history(&mut history, to)?;
+                        compacted = to;
+                        dirty = true;
+                    }
+                    outcomes.push(Outcome::Compact(result.map(|_| ())));
                 }
             }
         }
-        let keep = shared.options.history_revisions;
-        if keep > 0 && revision + 1 - compacted > keep {
-            compacted = revision + 1 - keep;
+        if let Some(to) = automatic_compaction(shared, revision, compacted) {
+            compacted = to;
             trim_history(&mut history, compacted)?;
             dirty = true;
         }
@@ -971,6 +963,32 @@ fn apply_batch(
         wtx.abort().map_err(storage)?;
     }
     Ok((outcomes, revision, compacted))
+}
+
+/// A `compact(to)` request at store revision `revision`: the new compaction point when it
+/// moves, None when it does not, an error for a future revision.
+fn compaction_request(
+    to: Revision,
+    revision: Revision,
+    compacted: Revision,
+) -> Result<Option<Revision>, StoreError> {
+    if to > revision {
+        return Err(StoreError::FutureRevision {
+            requested: to,
+            current: revision,
+        });
+    }
+    Ok((to > compacted).then_some(to))
+}
+
+/// The compaction point that keeps the last `history_revisions` revisions, when it moves.
+fn automatic_compaction(
+    shared: &Shared,
+    revision: Revision,
+    compacted: Revision,
+) -> Option<Revision> {
+    let keep = shared.options.history_revisions;
+    (keep > 0 && revision + 1 - compacted > keep).then(|| revision + 1 - keep)
 }
 
 /// Deletes the history of revisions below `to`.

@@ -82,7 +82,11 @@ impl<T: ReadableTable<&'static str, &'static [u8]>> KeySpace for LayeredSpace<'_
 
 /// The checkpoint thread and what the writer knows of it.
 pub(super) struct Checkpointer {
-    go: std_mpsc::Sender<()>,
+    /// Dropped (None) to end the thread.
+    go: Option<std_mpsc::Sender<()>>,
+    /// The thread, joined on drop: it holds the database, which must be closed when the
+    /// store is (a reopen right after would find it still held).
+    thread: Option<std::thread::JoinHandle<()>>,
     done: std_mpsc::Receiver<Result<(), StoreError>>,
     /// A checkpoint holds redb's write lock.
     pub running: bool,
@@ -95,7 +99,7 @@ impl Checkpointer {
     pub fn start(shared: Arc<Shared>) -> Result<Self, StoreError> {
         let (go, go_rx) = std_mpsc::channel::<()>();
         let (done_tx, done) = std_mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("berth-store-checkpoint".into())
             .spawn(move || {
                 for () in go_rx {
@@ -108,7 +112,8 @@ impl Checkpointer {
                 StoreError::Backend(format!("cannot start the store checkpointer: {e}"))
             })?;
         Ok(Checkpointer {
-            go,
+            go: Some(go),
+            thread: Some(thread),
             done,
             running: false,
             retry: false,
@@ -130,6 +135,15 @@ impl Checkpointer {
         };
         self.running = false;
         self.retry = !matches!(result, Ok(Ok(())));
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.go = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -158,7 +172,7 @@ impl Writer {
         if !cp.retry {
             wal.switch();
         }
-        if cp.go.send(()).is_ok() {
+        if cp.go.as_ref().is_some_and(|go| go.send(()).is_ok()) {
             cp.running = true;
         }
     }
@@ -233,25 +247,17 @@ pub(super) fn apply_batch_logged(
                 outcomes.push(Outcome::Txn(Ok((response, events))));
             }
             Request::Compact(to, _) => {
-                let result = if *to > revision {
-                    Err(StoreError::FutureRevision {
-                        requested: *to,
-                        current: revision,
-                    })
-                } else {
-                    if *to > compacted {
-                        compacted = *to;
-                        dirty = true;
-                    }
-                    Ok(())
-                };
-                outcomes.push(Outcome::Compact(result));
+                let result = compaction_request(*to, revision, compacted);
+                if let Ok(Some(to)) = result {
+                    compacted = to;
+                    dirty = true;
+                }
+                outcomes.push(Outcome::Compact(result.map(|_| ())));
             }
         }
     }
-    let keep = shared.options.history_revisions;
-    if keep > 0 && revision + 1 - compacted > keep {
-        compacted = revision + 1 - keep;
+    if let Some(to) = automatic_compaction(shared, revision, compacted) {
+        compacted = to;
         dirty = true;
     }
     drop(space);
