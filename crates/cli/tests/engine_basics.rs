@@ -41,7 +41,9 @@ fn missing_command_exits_127_and_unknown_image_125() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
     let out = e.berth(&["run", "--rm", "bb", "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(126));
-    let out = e.berth(&["run", "--rm", "nosuchimage", "true"]);
+    // --pull never: a missing image is an engine error, and nothing asks a registry (the
+    // default would pull it from Docker Hub; registry_pull.rs tests that on loopback).
+    let out = e.berth(&["run", "--rm", "--pull", "never", "nosuchimage", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no such image"),

@@ -35,8 +35,18 @@ impl<'a> LayerSource<'a> {
     }
 }
 
-/// Verifies every layer against `diff_ids` and unpacks those whose snapshot is missing.
-/// Returns the total unpacked size of the image's layers.
+/// One layer's work: verify its diff id and, when `dir` is set, unpack it there.
+struct LayerJob<'a> {
+    layer: &'a LayerSource<'a>,
+    diff_id: &'a str,
+    /// Where to unpack (None: the snapshot exists; the layer is only verified).
+    dir: Option<std::path::PathBuf>,
+}
+
+/// Verifies every layer against `diff_ids` and unpacks those whose snapshot is missing, a few
+/// layers at a time (one per core, at most 4: decompressing, hashing and writing files are
+/// CPU work each layer does on its own). Returns the total unpacked size of the image's
+/// layers. The first failing layer (in layer order) is the error.
 pub fn stage_layers(
     stage: &mut Stage,
     snapshots: &SnapshotStore,
@@ -52,11 +62,8 @@ pub fn stage_layers(
     }
     let chains = chain_ids(diff_ids);
     let mut total: u64 = 0;
+    let mut jobs = Vec::with_capacity(layers.len());
     for ((layer, diff_id), chain) in layers.iter().zip(diff_ids).zip(&chains) {
-        let what = format!("layer {} ({})", layer.digest, layer.media_type);
-        let file = File::open(layer.path).ctx(|| format!("opening {}", layer.path.display()))?;
-        let reader = unpack::decompressed(BufReader::new(file), &what)?;
-        let mut hashing = HashingReader::new(reader);
         let already = stage.snapshots.get(chain).map(|s| s.size).or_else(|| {
             if snapshots.exists(chain) {
                 snapshots.size(chain).ok()
@@ -64,33 +71,107 @@ pub fn stage_layers(
                 None
             }
         });
-        let staged = match already {
+        let dir = match already {
             Some(size) => {
                 total += size;
                 None
             }
-            None => {
-                let dir = stage.temp_path("snapshot");
-                let fs_dir = dir.join("fs");
-                fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
-                let size = unpack::unpack_layer(&mut hashing, &fs_dir, &what)?;
-                total += size;
-                Some(StagedSnapshot { dir, size })
-            }
+            None => Some(stage.temp_path("snapshot")),
         };
-        let (got, _) = hashing
-            .drain_and_finish()
-            .map_err(|e| crate::stage::read_error(&what, e))?;
-        if &got != diff_id {
-            return Err(ImageError::archive(format!(
-                "{what}: uncompressed content digest mismatch: expected {diff_id} (config diff id) got {got}"
-            )));
-        }
-        if let Some(s) = staged {
-            fs::write(s.dir.join("size"), s.size.to_string())
-                .ctx(|| format!("writing {}", s.dir.display()))?;
-            stage.snapshots.insert(chain.clone(), s);
+        jobs.push(LayerJob {
+            layer,
+            diff_id,
+            dir,
+        });
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(jobs.len().max(1));
+    let results = run_jobs(&jobs, workers);
+    for ((job, chain), result) in jobs.iter().zip(&chains).zip(results) {
+        let size = result?;
+        if let Some(dir) = &job.dir {
+            total += size;
+            stage.snapshots.insert(
+                chain.clone(),
+                StagedSnapshot {
+                    dir: dir.clone(),
+                    size,
+                },
+            );
         }
     }
     Ok(i64::try_from(total).unwrap_or(i64::MAX))
+}
+
+/// Runs the jobs on `workers` threads (job i on worker i mod workers); results in job order.
+fn run_jobs(jobs: &[LayerJob<'_>], workers: usize) -> Vec<Result<u64, ImageError>> {
+    if workers <= 1 {
+        return jobs.iter().map(verify_and_unpack).collect();
+    }
+    let mut results: Vec<Option<Result<u64, ImageError>>> = jobs.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    jobs.iter()
+                        .enumerate()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(|(i, job)| (i, verify_and_unpack(job)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            // A panicked worker leaves its results None: reported below.
+            if let Ok(done) = handle.join() {
+                for (i, r) in done {
+                    results[i] = Some(r);
+                }
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(ImageError::archive(
+                    "unpacking a layer panicked".to_string(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Verifies one layer's diff id, unpacking it into `job.dir` when set; its unpacked size.
+fn verify_and_unpack(job: &LayerJob<'_>) -> Result<u64, ImageError> {
+    let layer = job.layer;
+    let what = format!("layer {} ({})", layer.digest, layer.media_type);
+    let file = File::open(layer.path).ctx(|| format!("opening {}", layer.path.display()))?;
+    let reader = unpack::decompressed(BufReader::new(file), &what)?;
+    let mut hashing = HashingReader::new(reader);
+    let size = match &job.dir {
+        Some(dir) => {
+            let fs_dir = dir.join("fs");
+            fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
+            unpack::unpack_layer(&mut hashing, &fs_dir, &what)?
+        }
+        None => 0,
+    };
+    let (got, _) = hashing
+        .drain_and_finish()
+        .map_err(|e| crate::stage::read_error(&what, e))?;
+    if got != job.diff_id {
+        return Err(ImageError::archive(format!(
+            "{what}: uncompressed content digest mismatch: expected {} (config diff id) got {got}",
+            job.diff_id
+        )));
+    }
+    if let Some(dir) = &job.dir {
+        fs::write(dir.join("size"), size.to_string())
+            .ctx(|| format!("writing {}", dir.display()))?;
+    }
+    Ok(size)
 }
