@@ -37,6 +37,8 @@ pub const MAX_ATTEMPTS: usize = 3;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 const MAX_INDEX_DEPTH: usize = 4;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// Bytes of a download gathered before they are written to the ingest file.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// What a pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,7 +456,10 @@ async fn download_blob(
                     .await)
             }
         };
-        let mut file = open_ingest(&path, truncate).await?;
+        // Buffered: each write to a tokio file is a trip to the blocking pool, and the
+        // network hands over chunks of a few KiB.
+        let mut file =
+            tokio::io::BufWriter::with_capacity(WRITE_BUFFER, open_ingest(&path, truncate).await?);
         let mut stream = resp.bytes_stream();
         let mut last = Instant::now();
         progress(Progress::bytes(&id, "Downloading", offset, total));
@@ -486,7 +491,7 @@ async fn download_blob(
             }
         }
         file.flush().await.map_err(io_err)?;
-        file.sync_data().await.map_err(io_err)?;
+        file.get_ref().sync_data().await.map_err(io_err)?;
         match broke {
             Some(e) => {
                 tracing::info!(blob = %desc.digest, offset, error = %e, "download broke off; resuming");

@@ -150,7 +150,8 @@ fn verify_and_unpack(job: &LayerJob<'_>) -> Result<u64, ImageError> {
     let layer = job.layer;
     let what = format!("layer {} ({})", layer.digest, layer.media_type);
     let file = File::open(layer.path).ctx(|| format!("opening {}", layer.path.display()))?;
-    let reader = unpack::decompressed(BufReader::new(file), &what)?;
+    // Large reads: the layer is read once, front to back.
+    let reader = unpack::decompressed(BufReader::with_capacity(1 << 20, file), &what)?;
     let mut hashing = HashingReader::new(reader);
     let size = match &job.dir {
         Some(dir) => {
