@@ -623,16 +623,21 @@ fn the_agent_pulls_a_missing_task_image_once_for_all_tasks_needing_it() {
         for t in &tasks {
             r.apply(t.clone());
         }
+        // Either task may stop first: collect both STOPPED reports.
+        let mut stopped = std::collections::HashMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while stopped.len() < tasks.len() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) if status(&r) == "STOPPED" => {
+                    stopped.insert(r.task.clone().unwrap_or_default(), r);
+                }
+                Ok(Some(_)) => {}
+                _ => panic!("timed out: stopped so far {:?}", stopped.keys()),
+            }
+        }
         for t in &tasks {
-            let done = wait_for(
-                &mut rx,
-                &t.task.task_arn,
-                "STOPPED",
-                Duration::from_secs(30),
-                |r| status(r) == "STOPPED",
-            )
-            .await;
-            let c = container(&done, "app");
+            let done = &stopped[&t.task.task_arn];
+            let c = container(done, "app");
             assert_eq!(c.exit_code, Some(4), "{done:#?}");
             assert!(
                 done.pull_started_at.is_some() && done.pull_stopped_at.is_some(),

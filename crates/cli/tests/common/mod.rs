@@ -305,13 +305,8 @@ pub fn cleanup_root(root: &Path) {
             }
         }
     }
-    // The shared parent cgroups go too once no engine's containers use them.
-    for ctrl in [
-        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
-        "unified", "",
-    ] {
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctrl).join("berth"));
-    }
+    // The shared parent cgroups (`/sys/fs/cgroup/*/berth`) stay: removing one while another
+    // test's engine creates a container under it made that create fail (ENOENT).
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<&str> = mounts
         .lines()
