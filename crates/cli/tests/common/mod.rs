@@ -22,6 +22,8 @@ pub struct TestEngine {
     /// Extra environment of the daemon (e.g. `BERTH_REGISTRY_MIRRORS`).
     env: Vec<(String, String)>,
     child: Option<Child>,
+    /// Released before cleanup, so the last engine removes the shared cgroups.
+    cgroup_user: Option<CgroupUser>,
 }
 
 /// A random number from the clock, the pid and a counter (no rand dependency in tests).
@@ -123,6 +125,7 @@ impl TestEngine {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            cgroup_user: Some(CgroupUser::new()),
         };
         engine.spawn_daemon();
         engine
@@ -243,6 +246,7 @@ impl Drop for TestEngine {
             let _ = self.berth(&["rm", "-f", id]);
         }
         self.stop_daemon(false);
+        self.cgroup_user = None;
         cleanup_root(&self.root);
         cleanup_network(&self.net_prefix);
     }
@@ -258,6 +262,48 @@ impl TestEngine {
 
 /// Kills monitors and containers left under `root`, unmounts everything below it, removes
 /// the cgroups of its containers, and deletes it.
+/// A lock every live test engine holds shared; see [`remove_shared_cgroups_if_last`].
+const CGROUP_LOCK: &str = "/tmp/berth-test-cgroups.lock";
+
+fn cgroup_lock_file() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(CGROUP_LOCK)
+        .expect("open the test cgroup lock")
+}
+
+/// Holds [`CGROUP_LOCK`] shared for as long as it lives (one per test engine).
+pub struct CgroupUser(#[allow(dead_code)] std::fs::File);
+
+impl CgroupUser {
+    pub fn new() -> Self {
+        let f = cgroup_lock_file();
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) };
+        CgroupUser(f)
+    }
+}
+
+/// Removes the shared parent cgroups (`/sys/fs/cgroup/*/berth`) when no other test engine is
+/// alive (the exclusive lock is free): removing one while another engine creates a container
+/// under it makes that create fail with ENOENT.
+fn remove_shared_cgroups_if_last() {
+    let f = cgroup_lock_file();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return;
+    }
+    for ctrl in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified", "",
+    ] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(ctrl).join("berth"));
+    }
+}
+
 pub fn cleanup_root(root: &Path) {
     let root_str = root.display().to_string();
     let containers = root.join("data/containers");
@@ -305,8 +351,7 @@ pub fn cleanup_root(root: &Path) {
             }
         }
     }
-    // The shared parent cgroups (`/sys/fs/cgroup/*/berth`) stay: removing one while another
-    // test's engine creates a container under it made that create fail (ENOENT).
+    remove_shared_cgroups_if_last();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<&str> = mounts
         .lines()
