@@ -8,5 +8,6 @@
 //! docs/benchmarks.md, "Engine: container start".
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg-bins=-no-pie");
 }

@@ -8,13 +8,19 @@ cd "$(dirname "$0")/../.."
 suites=(engine_limits engine_lifecycle engine_isolation engine_restore engine_basics)
 args=()
 for s in "${suites[@]}"; do args+=(--test "$s"); done
-mapfile -t exes < <(cargo test -q -p berth "${args[@]}" --no-run --message-format=json 2>/dev/null |
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+mapfile -t exes < <(cargo test -p berth "${args[@]}" --no-run --message-format=json 2>"$err" |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["executable"])')
-[ "${#exes[@]}" = "${#suites[@]}" ] || { echo "cgroup-v2.sh: expected ${#suites[@]} test executables, found ${#exes[@]}" >&2; exit 1; }
+if [ "${#exes[@]}" != "${#suites[@]}" ]; then
+  echo "cgroup-v2.sh: expected ${#suites[@]} test executables, found ${#exes[@]}; cargo said:" >&2
+  cat "$err" >&2
+  exit 1
+fi
 script='s=0; for t in "$@"; do echo "== cgroup v2: ${t##*/}"; "$t" --test-threads 2 || s=1; done; exit $s'
 echo "cgroup v2 guest: ${suites[*]}"
 bash tests/vm/run.sh sh -c "$script" sh "${exes[@]}"
