@@ -10,12 +10,10 @@ args=()
 for s in "${suites[@]}"; do args+=(--test "$s"); done
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
+# The test executables from cargo's JSON messages (plain text tools: no python needed here).
 mapfile -t exes < <(cargo test -p berth "${args[@]}" --no-run --message-format=json 2>"$err" |
-  python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["executable"])')
+  grep '"reason":"compiler-artifact"' | grep '"kind":\["test"\]' |
+  grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//')
 if [ "${#exes[@]}" != "${#suites[@]}" ]; then
   echo "cgroup-v2.sh: expected ${#suites[@]} test executables, found ${#exes[@]}; cargo said:" >&2
   cat "$err" >&2

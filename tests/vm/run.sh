@@ -30,7 +30,7 @@ cp /bin/busybox "$ird/bin/busybox"
 # (names, or directories of the module tree: everything under them; netfilter for the engine's
 # nftables rules, bridge and veth for its networks; crc32c first: conntrack asks the crypto
 # API for it and nothing in the guest can load a module on demand)
-python3 - "$kdir/lib/modules/$kver" "$ird/modules" crc32c_generic crc32c_intel 9pnet_virtio 9p virtio_pci overlay veth bridge \
+/usr/bin/python3 - "$kdir/lib/modules/$kver" "$ird/modules" crc32c_generic crc32c_intel 9pnet_virtio 9p virtio_pci overlay veth bridge \
   kernel/net/netfilter/ kernel/net/ipv4/netfilter/ kernel/net/ipv6/netfilter/ kernel/net/bridge/ <<'PY'
 import os, re, shutil, sys
 root, out, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
