@@ -4,7 +4,8 @@
 # it into a fresh engine root (a new engine each run), N times (default 5). Prints the median
 # MiB/s (and min-max), next to this disk's speed measured in the same run — a 100 MiB
 # `dd oflag=direct` write and a `cp` + `sync` of a 100 MiB file — and `skopeo copy` of the same
-# image into an OCI layout directory (a plain download + write, no unpacking).
+# image into an OCI layout directory (a plain download + write, no unpacking), and `docker pull`
+# of it into a private dockerd (when installed; the peer).
 # A pull writes each layer twice (the blob into content/, the unpacked files into snapshots/)
 # and fsyncs both; the registry's blobs are in the page cache after the push.
 # Usage: BERTH=path/to/berth bench/registry-pull.sh [N]
@@ -118,6 +119,25 @@ if command -v skopeo >/dev/null; then
   done
 fi
 
+# docker pull of the same image (Docker 20.10's own puller), when dockerd is installed.
+dk_ms=()
+if command -v dockerd >/dev/null && command -v docker >/dev/null; then
+  mkdir -p "$WORK/docker"
+  dockerd --iptables=false --bridge=none --data-root "$WORK/docker/data" \
+    --exec-root "$WORK/docker/exec" --pidfile "$WORK/docker/d.pid" \
+    -H "unix://$WORK/docker/d.sock" >"$WORK/docker/log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do [ -S "$WORK/docker/d.sock" ] && break; sleep 0.05; done
+  for i in $(seq "$N"); do
+    DOCKER_HOST=unix://$WORK/docker/d.sock docker rmi -f "$IMAGE" >/dev/null 2>&1 || true
+    sync
+    s=$(date +%s%N)
+    DOCKER_HOST=unix://$WORK/docker/d.sock docker pull -q "$IMAGE" >/dev/null
+    e=$(date +%s%N)
+    dk_ms+=($(ms "$s" "$e"))
+  done
+fi
+
 M=$(median "${pull_ms[@]}")
 echo "image: $(awk -v b="$BYTES" 'BEGIN{printf "%.1f", b/1048576}') MiB in 4 layers, registry $REG (berth registry, loopback)"
 echo "berth pull (fresh root, $N runs): median $M ms = $(mibs "$BYTES" "$M") MiB/s (min-max $(minmax "${pull_ms[@]}") ms)"
@@ -127,6 +147,10 @@ echo "disk: dd 100 MiB oflag=direct median $D ms = $(mibs $((100 << 20)) "$D") M
 if ((${#sk_ms[@]})); then
   K=$(median "${sk_ms[@]}")
   echo "skopeo copy to an OCI dir ($N runs): median $K ms = $(mibs "$BYTES" "$K") MiB/s (min-max $(minmax "${sk_ms[@]}") ms)"
+fi
+if ((${#dk_ms[@]})); then
+  K=$(median "${dk_ms[@]}")
+  echo "docker pull ($N runs): median $K ms = $(mibs "$BYTES" "$K") MiB/s (min-max $(minmax "${dk_ms[@]}") ms); docker / berth time: $(awk -v k="$K" -v m="$M" 'BEGIN{printf "%.2f", k/m}')x"
 fi
 P=$(mibs "$BYTES" "$M")
 echo "berth pull speed / dd direct write speed: $(awk -v p="$P" -v d="$(mibs $((100 << 20)) "$D")" 'BEGIN{printf "%.2f", p/d}'); / cp+sync speed: $(awk -v p="$P" -v c="$(mibs $((100 << 20)) "$C")" 'BEGIN{printf "%.2f", p/c}')"

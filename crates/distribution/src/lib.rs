@@ -25,11 +25,13 @@ pub mod challenge;
 pub mod credentials;
 pub mod endpoint;
 mod error;
+mod ingest;
 pub mod login;
 pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod session;
+mod unpack_ahead;
 
 pub use credentials::Credentials;
 pub use error::DistributionError;

@@ -7,7 +7,9 @@
 //! instead of 206 sends the whole blob again and the file starts over. A blob whose sha256 does
 //! not match is deleted and the pull fails. Only verified files are handed to the store, which
 //! renames them into `content/` once the whole image checks out. Layers already in the store
-//! are not downloaded ("Already exists"); up to [`CONCURRENT_DOWNLOADS`] download at once.
+//! are not downloaded ("Already exists"); up to [`CONCURRENT_DOWNLOADS`] download at once. A
+//! layer whose snapshot is missing is also unpacked while it downloads (`unpack_ahead`), so the
+//! commit only checks its diff id and moves the directory into place.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -23,10 +25,11 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt as _;
 
+use crate::ingest::IngestWriter;
 use crate::progress::{short_digest, Progress, ProgressSink};
 use crate::session::{error_code, Session};
+use crate::unpack_ahead::{AheadUnpack, UnpackedLayers};
 use crate::{Credentials, DistributionError, RegistryClient};
 
 /// Layers downloaded at once.
@@ -37,8 +40,6 @@ pub const MAX_ATTEMPTS: usize = 3;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 const MAX_INDEX_DEPTH: usize = 4;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-/// Bytes of a download gathered before they are written to the ingest file.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// What a pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +105,21 @@ pub async fn pull(
             .unwrap_or(false)
     };
 
+    // Layers whose snapshot is missing are unpacked while they download.
+    let diff_ids = config::ImageConfigFile::parse(&config_bytes, &image_id)
+        .map(|c| c.rootfs.diff_ids)
+        .unwrap_or_default();
+    let unpack_while_downloading: Vec<String> = if diff_ids.len() == manifest.layers.len() {
+        manifest
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !store.has_snapshot_for(&diff_ids[..=*i]))
+            .map(|(_, l)| l.digest.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let ingest = store.ingest_dir();
     tokio::fs::create_dir_all(&ingest)
         .await
@@ -118,8 +134,8 @@ pub async fn pull(
             to_fetch.push(l.clone());
         }
     }
-    let (session_ref, ingest_ref) = (&session, &ingest);
-    let files: Vec<Option<(String, PathBuf)>> =
+    let (session_ref, ingest_ref, ahead_ref) = (&session, &ingest, &unpack_while_downloading);
+    let files: Vec<Option<(String, PathBuf, UnpackedLayers)>> =
         futures_util::stream::iter(to_fetch.clone().into_iter().map(|l: Descriptor| {
             let progress = progress.clone();
             async move {
@@ -130,14 +146,24 @@ pub async fn pull(
                     progress(Progress::layer(short_digest(&l.digest), "Already exists"));
                     return Ok(None);
                 }
-                let path = download_blob(session_ref, &l, ingest_ref, &progress).await?;
-                Ok::<_, DistributionError>(Some((l.digest, path)))
+                let ahead = ahead_ref.contains(&l.digest).then(|| {
+                    let what = format!("layer {} ({})", l.digest, l.media_type);
+                    AheadUnpack::start(store, l.digest.clone(), what)
+                });
+                let (path, unpacked) =
+                    download_blob(session_ref, &l, ingest_ref, &progress, ahead).await?;
+                Ok::<_, DistributionError>(Some((l.digest, path, unpacked)))
             }
         }))
         .buffer_unordered(CONCURRENT_DOWNLOADS)
         .try_collect()
         .await?;
-    let layer_files: BTreeMap<String, PathBuf> = files.into_iter().flatten().collect();
+    let mut layer_files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut unpacked = UnpackedLayers::default();
+    for (digest, path, mut ahead) in files.into_iter().flatten() {
+        unpacked.0.append(&mut ahead.0);
+        layer_files.insert(digest, path);
+    }
     let leftovers: Vec<PathBuf> = layer_files.values().cloned().collect();
     let pulled = PulledImage {
         manifest: chosen.bytes,
@@ -146,11 +172,17 @@ pub async fn pull(
         tag: r.digest.is_none().then(|| r.familiar_tagged()),
         pulled_digest: (r.digest.is_some() || top_digest != chosen.digest)
             .then(|| format!("{}@{top_digest}", r.familiar_name())),
+        unpacked: unpacked.0.clone(),
     };
     let st = store.clone();
-    let committed = tokio::task::spawn_blocking(move || st.commit_pulled(pulled))
-        .await
-        .map_err(|e| DistributionError::Unsupported(format!("committing the image failed: {e}")))?;
+    let committed = tokio::task::spawn_blocking(move || {
+        let committed = st.commit_pulled(pulled);
+        // Unpacked layers the commit did not move into the store.
+        drop(unpacked);
+        committed
+    })
+    .await
+    .map_err(|e| DistributionError::Unsupported(format!("committing the image failed: {e}")))?;
     // Files the store did not take (it already had them) are not needed any more.
     for p in &leftovers {
         let _ = tokio::fs::remove_file(p).await;
@@ -402,13 +434,20 @@ async fn download_blob(
     desc: &Descriptor,
     dir: &Path,
     progress: &ProgressSink,
-) -> Result<PathBuf, DistributionError> {
+    mut ahead: Option<AheadUnpack>,
+) -> Result<(PathBuf, UnpackedLayers), DistributionError> {
     let hex = digest::hex_of(&desc.digest)?;
     let path = dir.join(format!("{hex}.partial"));
     let id = short_digest(&desc.digest);
     let total = u64::try_from(desc.size).unwrap_or(0);
     let url = session.url(&format!("blobs/{}", desc.digest));
     let (mut offset, mut hasher) = resume_state(&path).await?;
+    if offset > 0 {
+        // An earlier pull's partial file: unpacked from the whole blob at commit instead.
+        if let Some(a) = &mut ahead {
+            a.abandon();
+        }
+    }
     if total > 0 && offset > total {
         (offset, hasher) = (0, Sha256::new());
         open_ingest(&path, true).await?;
@@ -456,10 +495,7 @@ async fn download_blob(
                     .await)
             }
         };
-        // Buffered: each write to a tokio file is a trip to the blocking pool, and the
-        // network hands over chunks of a few KiB.
-        let mut file =
-            tokio::io::BufWriter::with_capacity(WRITE_BUFFER, open_ingest(&path, truncate).await?);
+        let mut file = IngestWriter::open(&path, truncate, hasher);
         let mut stream = resp.bytes_stream();
         let mut last = Instant::now();
         progress(Progress::bytes(&id, "Downloading", offset, total));
@@ -467,17 +503,21 @@ async fn download_blob(
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(c) => {
-                    file.write_all(&c).await.map_err(io_err)?;
-                    hasher.update(&c);
+                    if let Some(a) = &mut ahead {
+                        a.feed(offset, &c).await;
+                    }
                     offset += c.len() as u64;
                     if total > 0 && offset > total {
-                        drop(file);
+                        let _ = file.finish().await;
                         let _ = tokio::fs::remove_file(&path).await;
                         return Err(DistributionError::DigestMismatch {
                             what: format!("blob {}", desc.digest),
                             expected: format!("{} ({total} bytes)", desc.digest),
                             got: format!("more than {total} bytes"),
                         });
+                    }
+                    if file.write(c).await.is_err() {
+                        break;
                     }
                     if last.elapsed() >= PROGRESS_EVERY {
                         last = Instant::now();
@@ -490,8 +530,7 @@ async fn download_blob(
                 }
             }
         }
-        file.flush().await.map_err(io_err)?;
-        file.get_ref().sync_data().await.map_err(io_err)?;
+        hasher = file.finish().await.map_err(io_err)?;
         match broke {
             Some(e) => {
                 tracing::info!(blob = %desc.digest, offset, error = %e, "download broke off; resuming");
@@ -513,5 +552,12 @@ async fn download_blob(
         });
     }
     progress(Progress::layer(&id, "Download complete"));
-    Ok(path)
+    let mut unpacked = UnpackedLayers::default();
+    if let Some(u) = match ahead {
+        Some(a) => a.finish(true).await,
+        None => None,
+    } {
+        unpacked.0.insert(desc.digest.clone(), u);
+    }
+    Ok((path, unpacked))
 }

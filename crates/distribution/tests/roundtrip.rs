@@ -85,7 +85,22 @@ async fn chunked_round_trip(addr: &str, tmp: &Path) {
     assert_eq!(pulled.image_id, id);
     assert_eq!(pulled.digest, out.digest);
     assert!(!pulled.up_to_date);
-    assert_eq!(b.get(&image).unwrap().id, id);
+    let got = b.get(&image).unwrap();
+    assert_eq!(got.id, id);
+    // The layer (unpacked while it downloaded) holds the pushed file, and nothing is left in
+    // the store's staging area.
+    let layers = b.layer_paths(&got).unwrap();
+    let file = layers
+        .iter()
+        .map(|l| l.join("data/blob"))
+        .find(|p| p.exists());
+    let file = file.unwrap_or_else(|| panic!("data/blob in none of {layers:?}"));
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        noise(700_000, 0x9e37_79b9_7f4a_7c15)
+    );
+    let staging: Vec<_> = std::fs::read_dir(tmp.join("b/tmp")).unwrap().collect();
+    assert!(staging.is_empty(), "left in b/tmp: {staging:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

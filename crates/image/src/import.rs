@@ -39,6 +39,7 @@ pub(crate) fn stage_rootfs(
             path: &layer_path,
             digest: &diff_id,
             media_type: config::OCI_LAYER_TAR,
+            unpacked: None,
         }],
         std::slice::from_ref(&diff_id),
     )?;

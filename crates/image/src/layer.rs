@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::Path;
 
+use crate::ahead::UnpackedLayer;
 use crate::digest::HashingReader;
 use crate::error::IoContext;
 use crate::snapshot::{chain_ids, SnapshotStore};
@@ -19,6 +20,9 @@ pub struct LayerSource<'a> {
     pub path: &'a Path,
     pub digest: &'a str,
     pub media_type: &'a str,
+    /// The layer as already unpacked by a pull ([`crate::ahead`]): used instead of unpacking
+    /// the blob again once its diff id checks out.
+    pub unpacked: Option<&'a UnpackedLayer>,
 }
 
 impl<'a> LayerSource<'a> {
@@ -30,6 +34,7 @@ impl<'a> LayerSource<'a> {
                 path,
                 digest,
                 media_type,
+                unpacked: None,
             })
             .collect()
     }
@@ -64,6 +69,10 @@ pub fn stage_layers(
     let mut total: u64 = 0;
     let mut jobs = Vec::with_capacity(layers.len());
     for ((layer, diff_id), chain) in layers.iter().zip(diff_ids).zip(&chains) {
+        if let Some(unpacked) = layer.unpacked {
+            total += take_unpacked(stage, snapshots, layer, unpacked, diff_id, chain)?;
+            continue;
+        }
         let already = stage.snapshots.get(chain).map(|s| s.size).or_else(|| {
             if snapshots.exists(chain) {
                 snapshots.size(chain).ok()
@@ -103,6 +112,46 @@ pub fn stage_layers(
         }
     }
     Ok(i64::try_from(total).unwrap_or(i64::MAX))
+}
+
+/// Uses a layer a pull unpacked already: checks its diff id and, unless the snapshot exists,
+/// moves its directory into the stage. Returns the layer's unpacked size.
+fn take_unpacked(
+    stage: &mut Stage,
+    snapshots: &SnapshotStore,
+    layer: &LayerSource<'_>,
+    unpacked: &UnpackedLayer,
+    diff_id: &str,
+    chain: &str,
+) -> Result<u64, ImageError> {
+    if unpacked.diff_id != diff_id {
+        return Err(ImageError::archive(format!(
+            "layer {} ({}): uncompressed content digest mismatch: expected {diff_id} (config diff id) got {}",
+            layer.digest, layer.media_type, unpacked.diff_id
+        )));
+    }
+    if let Some(staged) = stage.snapshots.get(chain) {
+        return Ok(staged.size);
+    }
+    if snapshots.exists(chain) {
+        return snapshots.size(chain);
+    }
+    let dir = stage.temp_path("snapshot");
+    fs::rename(&unpacked.dir, &dir).ctx(|| {
+        format!(
+            "moving the unpacked layer {} into {}",
+            unpacked.dir.display(),
+            dir.display()
+        )
+    })?;
+    stage.snapshots.insert(
+        chain.to_string(),
+        StagedSnapshot {
+            dir,
+            size: unpacked.size,
+        },
+    );
+    Ok(unpacked.size)
 }
 
 /// Runs the jobs on `workers` threads (job i on worker i mod workers); results in job order.
@@ -151,28 +200,42 @@ fn verify_and_unpack(job: &LayerJob<'_>) -> Result<u64, ImageError> {
     let what = format!("layer {} ({})", layer.digest, layer.media_type);
     let file = File::open(layer.path).ctx(|| format!("opening {}", layer.path.display()))?;
     // Large reads: the layer is read once, front to back.
-    let reader = unpack::decompressed(BufReader::with_capacity(1 << 20, file), &what)?;
-    let mut hashing = HashingReader::new(reader);
-    let size = match &job.dir {
-        Some(dir) => {
-            let fs_dir = dir.join("fs");
-            fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
-            unpack::unpack_layer(&mut hashing, &fs_dir, &what)?
-        }
-        None => 0,
+    let mut buffered = BufReader::with_capacity(1 << 20, file);
+    // An uncompressed layer's diff id is its blob digest, which every caller verified when
+    // the blob was stored: it is not hashed again.
+    let plain = unpack::peek_compression(&mut buffered, &what)? == unpack::Compression::None;
+    let reader = unpack::decompressed(buffered, &what)?;
+    let (got, size) = if plain {
+        let size = match &job.dir {
+            Some(dir) => unpack_to(reader, dir, &what)?,
+            None => 0,
+        };
+        (layer.digest.to_string(), size)
+    } else {
+        let mut hashing = HashingReader::new(reader);
+        let size = match &job.dir {
+            Some(dir) => unpack_to(&mut hashing, dir, &what)?,
+            None => 0,
+        };
+        let (got, _) = hashing
+            .drain_and_finish()
+            .map_err(|e| crate::stage::read_error(&what, e))?;
+        (got, size)
     };
-    let (got, _) = hashing
-        .drain_and_finish()
-        .map_err(|e| crate::stage::read_error(&what, e))?;
     if got != job.diff_id {
         return Err(ImageError::archive(format!(
             "{what}: uncompressed content digest mismatch: expected {} (config diff id) got {got}",
             job.diff_id
         )));
     }
-    if let Some(dir) = &job.dir {
-        fs::write(dir.join("size"), size.to_string())
-            .ctx(|| format!("writing {}", dir.display()))?;
-    }
+    Ok(size)
+}
+
+/// Unpacks a layer stream into `dir/fs` and records its size in `dir/size`.
+fn unpack_to(reader: impl std::io::Read, dir: &Path, what: &str) -> Result<u64, ImageError> {
+    let fs_dir = dir.join("fs");
+    fs::create_dir_all(&fs_dir).ctx(|| format!("creating {}", fs_dir.display()))?;
+    let size = unpack::unpack_layer(reader, &fs_dir, what)?;
+    fs::write(dir.join("size"), size.to_string()).ctx(|| format!("writing {}", dir.display()))?;
     Ok(size)
 }

@@ -14,6 +14,7 @@
 //!     size                          bytes of file data in fs/
 //! images/index.json                 image id -> manifest, layers, diff ids; tag -> image id
 //! tmp/stage-<random>/               private staging of an import/load in progress
+//! tmp/ahead-<random>/               a layer a pull unpacks while downloading it
 //! ingest/<hex>.partial              a blob a pull is downloading (kept to resume)
 //! ```
 //!
@@ -33,10 +34,12 @@
 //! - [`config`]: OCI/Docker JSON documents (manifest, index, image config).
 //! - [`index`]: the persisted name/id index.
 //! - [`pulled`]: registering an image a registry pull downloaded.
+//! - [`ahead`]: unpacking a layer while a pull is still downloading it.
 //! - `stage`, `layer`, `import`, `archive_load`, `archive_save`: staging, layer verification,
 //!   `docker import`, `docker load`, `docker save`.
 //! - `store`: [`ImageStore`] itself.
 
+pub mod ahead;
 mod archive_load;
 mod archive_save;
 pub mod config;

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::ahead::UnpackedLayer;
 use crate::config::{ImageConfigFile, Manifest};
 use crate::digest;
 use crate::index::ImageRecord;
@@ -30,6 +31,10 @@ pub struct PulledImage {
     /// `name@digest` the image was pulled by, when that digest is not the manifest's own
     /// (an index).
     pub pulled_digest: Option<String>,
+    /// Layers the puller unpacked while downloading them, by layer digest (see
+    /// [`crate::ahead`]); the others are unpacked from their blobs at commit. Directories not
+    /// taken are left to the puller to [`UnpackedLayer::discard`].
+    pub unpacked: BTreeMap<String, UnpackedLayer>,
 }
 
 /// Stages a pulled image: verifies manifest, config and layers, unpacks missing snapshots.
@@ -81,7 +86,10 @@ pub(crate) fn stage_pulled(
         };
         layers.push((path, l.digest.clone(), l.media_type.clone()));
     }
-    let sources = LayerSource::from_triples(&layers);
+    let mut sources = LayerSource::from_triples(&layers);
+    for source in &mut sources {
+        source.unpacked = pulled.unpacked.get(source.digest);
+    }
     let size = stage_layers(stage, &inner.snapshots, &sources, &cfg.rootfs.diff_ids)?;
     let tags = match &pulled.tag {
         Some(t) => vec![normalize_tag(t)?],

@@ -69,6 +69,8 @@ impl ImageStore {
         fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        // One process owns a store: what is in tmp/ now belongs to one that died.
+        crate::ahead::clear_leftovers(&tmp);
         let content = ContentStore::open(root)?;
         let snapshots = SnapshotStore::open(root)?;
         let index_path = index::index_path(root)?;
@@ -113,6 +115,27 @@ impl ImageStore {
     /// filesystem so a verified download is renamed into `content/`).
     pub fn ingest_dir(&self) -> PathBuf {
         self.inner.root.join("ingest")
+    }
+
+    /// Unpacks a layer tar (plain or gzip) that is still arriving into a private directory,
+    /// for [`crate::pulled::PulledImage::unpacked`]; see [`crate::ahead`]. `blob_digest` is the
+    /// digest the caller verifies the same bytes against: a plain tar's diff id is taken from
+    /// it, so the result must be discarded if that verification fails.
+    pub fn unpack_ahead(
+        &self,
+        reader: impl Read,
+        blob_digest: &str,
+        what: &str,
+    ) -> Result<crate::ahead::UnpackedLayer, ImageError> {
+        crate::ahead::unpack_ahead(&self.inner.tmp, reader, blob_digest, what)
+    }
+
+    /// True when the snapshot of the layer stack `diff_ids` (its last chain id) exists, i.e.
+    /// the last of these layers needs no unpacking.
+    pub fn has_snapshot_for(&self, diff_ids: &[String]) -> bool {
+        crate::snapshot::chain_ids(diff_ids)
+            .last()
+            .is_some_and(|c| self.inner.snapshots.exists(c))
     }
 
     /// True when the content store holds the blob `digest`.

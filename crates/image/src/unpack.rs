@@ -62,6 +62,14 @@ impl Compression {
     }
 }
 
+/// The compression of the stream `r` reads, from its first bytes (not consumed).
+pub fn peek_compression<R: BufRead>(r: &mut R, what: &str) -> Result<Compression, ImageError> {
+    let head = r
+        .fill_buf()
+        .map_err(|e| ImageError::archive(format!("reading {what}: {e}")))?;
+    Ok(Compression::detect(head))
+}
+
 /// Wraps `r` in the decompressor its magic bytes call for. `what` (e.g. `layer sha256:..
 /// (media type)`) names the stream in the error for unsupported compressions.
 pub fn decompressed<'a, R: BufRead + 'a>(
