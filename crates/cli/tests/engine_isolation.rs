@@ -242,3 +242,40 @@ fn init_reaps_and_forwards_signals() {
     );
     assert_eq!(e.inspect(&id, "{{.State.ExitCode}}"), "143");
 }
+
+#[test]
+fn exec_processes_are_filtered_and_the_profile_follows_capabilities() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    e.ok(&["run", "-d", "--name", "filtered", "bb", "sleep", "30"]);
+    // A process started with exec runs under the container's seccomp filter too.
+    let status = e.ok(&["exec", "filtered", "cat", "/proc/self/status"]);
+    let seccomp = status
+        .lines()
+        .find(|l| l.starts_with("Seccomp:"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string());
+    assert_eq!(seccomp.as_deref(), Some("2"), "{status}");
+    let out = e.berth(&["exec", "filtered", "unshare", "-n", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare allowed in exec");
+    // With CAP_SYS_ADMIN the profile allows unshare (each capability set gets its own
+    // compiled filter); without it, it stays refused.
+    let out = e.berth(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "bb",
+        "unshare",
+        "-n",
+        "true",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = e.berth(&["run", "--rm", "bb", "unshare", "-n", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    e.ok(&["rm", "-f", "filtered"]);
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -18,6 +19,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use oci_spec::runtime::Spec;
+
+use crate::seccomp_bpf::{self, CompiledFilter};
 
 /// Failure creating, starting or controlling a container.
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +92,11 @@ impl Runtime {
             id: id.to_string(),
             message: e.to_string(),
         };
+        let seccomp = self.seccomp_filter(bundle).map_err(|e| create_err(&e))?;
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.state_root)
             .map_err(|e| create_err(&e))?
-            .with_executor(BerthExecutor { init })
+            .with_executor(BerthExecutor { init, seccomp })
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
@@ -131,10 +135,18 @@ impl Runtime {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect();
+        let bundle = Container::load(self.state_root.join(id))
+            .map_err(|e| exec_err(&e))?
+            .bundle()
+            .clone();
+        let seccomp = self.seccomp_filter(&bundle).map_err(|e| exec_err(&e))?;
         let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.state_root)
             .map_err(|e| exec_err(&e))?
-            .with_executor(BerthExecutor { init: false })
+            .with_executor(BerthExecutor {
+                init: false,
+                seccomp,
+            })
             .with_stdin(stdio.stdin)
             .with_stdout(stdio.stdout)
             .with_stderr(stdio.stderr)
@@ -191,7 +203,10 @@ impl Runtime {
         let pid = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.state_root)
             .map_err(|e| exec_err(&e))?
-            .with_executor(BerthExecutor { init: false })
+            .with_executor(BerthExecutor {
+                init: false,
+                seccomp: self.seccomp_filter(bundle).map_err(|e| exec_err(&e))?,
+            })
             .with_console_socket(Some(console_socket))
             .as_tenant()
             .with_process(Some(process_file))
@@ -199,6 +214,20 @@ impl Runtime {
             .build()
             .map_err(|e| exec_err(&error_chain(&e)))?;
         Ok(pid.as_raw())
+    }
+
+    /// The compiled seccomp filter of the container whose bundle is `bundle` (the profile is
+    /// moved out of its config.json on first use; see [`crate::seccomp_bpf`]). Compiled
+    /// filters are cached under `<state root>/seccomp/`.
+    fn seccomp_filter(&self, bundle: &Path) -> Result<Option<Arc<CompiledFilter>>, String> {
+        match seccomp_bpf::take_from_bundle(bundle)? {
+            Some(profile) => {
+                let cache = self.state_root.join("seccomp");
+                let filter = seccomp_bpf::compiled(&profile, &cache)?;
+                Ok(Some(Arc::new(filter)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Removes libcontainer's state and the container's cgroup. With `force` the container's
@@ -244,6 +273,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 struct BerthExecutor {
     init: bool,
+    /// The container's seccomp filter, compiled ahead ([`crate::seccomp_bpf`]); loaded right
+    /// before the workload starts.
+    seccomp: Option<Arc<CompiledFilter>>,
 }
 
 impl Executor for BerthExecutor {
@@ -257,6 +289,11 @@ impl Executor for BerthExecutor {
             fail_exec("no command specified", 127);
         }
         reset_signals();
+        if let Some(filter) = &self.seccomp {
+            if let Err(e) = seccomp_bpf::load(filter) {
+                fail_exec(&format!("cannot load the seccomp filter: {e}"), 126);
+            }
+        }
         if self.init {
             run_as_init(&args);
         }

@@ -5,6 +5,7 @@
 //!   -> an OCI runtime spec with Docker's defaults (namespaces, mounts, devices, masked paths).
 //! - [`capabilities`] — Docker's default capability set and `--cap-add/--cap-drop` resolution.
 //! - [`seccomp`] — Docker's default seccomp profile as an OCI `LinuxSeccomp`.
+//! - [`seccomp_bpf`] — that profile compiled once per distinct profile and loaded ready-made.
 //! - [`container`] — create/start/exec/kill/delete through youki's `libcontainer`. These fork and
 //!   must run in a single-threaded process (the per-container monitor or a helper), never in
 //!   the async daemon.
@@ -16,4 +17,5 @@ pub mod console;
 pub mod container;
 pub mod netns;
 pub mod seccomp;
+pub mod seccomp_bpf;
 pub mod spec;
