@@ -153,3 +153,34 @@ fn cpu_quota_and_shares_reach_the_cgroup() {
     }
     e.ok(&["rm", "-f", &id, &busy]);
 }
+
+#[test]
+fn an_exited_container_leaves_no_cgroup_behind() {
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    // Init exits while two children still run: the kernel ends them with the PID namespace,
+    // and the cgroup goes once they are gone.
+    let id = e.ok(&[
+        "run",
+        "-d",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 100 & sleep 100 & sleep 0.2; exit 3",
+    ]);
+    assert_eq!(e.ok(&["wait", &id]), "3");
+    let mut left = Vec::new();
+    // Each v1 hierarchy (/sys/fs/cgroup/<controller>/berth/<id>) and the v2 tree.
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let candidate = entry.path().join("berth").join(&id);
+        if candidate.exists() {
+            left.push(candidate);
+        }
+    }
+    let v2 = std::path::Path::new("/sys/fs/cgroup/berth").join(&id);
+    if v2.exists() {
+        left.push(v2);
+    }
+    assert!(left.is_empty(), "cgroups left after exit: {left:?}");
+    e.ok(&["rm", &id]);
+}

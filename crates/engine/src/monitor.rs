@@ -295,7 +295,7 @@ fn run(dir: &Path, config: &MonitorConfig) {
 
     let cgroup = Cgroup::new(&config.cgroup_path);
     state.oom_killed = cgroup.oom_kills() > 0;
-    let _ = Runtime::new(&config.state_root).delete(&config.id, true);
+    let _ = Runtime::new(&config.state_root).remove_exited(&config.id, &config.cgroup_path);
     state.status = "exited".into();
     state.exit_code = exit_code;
     state.finished_at = now_rfc3339_nanos();

@@ -154,6 +154,28 @@ impl Cgroup {
         }
     }
 
+    /// Removes the cgroup's directory in every hierarchy it lives in (each v1 controller, or
+    /// the v2 tree). A directory that is not there is fine; the first other failure is
+    /// returned (EBUSY while a process is still in it).
+    pub fn remove(&self) -> std::io::Result<()> {
+        let rmdir = |dir: PathBuf| match std::fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        match self.version {
+            CgroupVersion::V2 => rmdir(Path::new(CGROUP_ROOT).join(&self.path)),
+            CgroupVersion::V1 => {
+                for entry in std::fs::read_dir(CGROUP_ROOT)?.flatten() {
+                    // Real hierarchies only: `cpu,cpuacct`'s aliases are symlinks.
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        rmdir(entry.path().join(&self.path))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Pids of every process in the cgroup.
     pub fn pids(&self) -> Vec<i32> {
         let file = match self.version {

@@ -230,6 +230,37 @@ impl Runtime {
         }
     }
 
+    /// Cleans up after a container whose init has exited and been reaped: its cgroup
+    /// directories and libcontainer's state, directly (libcontainer's own delete re-reads the
+    /// state and procfs, a few ms per container). The container has its own PID namespace, so
+    /// its init's exit ended every process in it; a cgroup still busy (processes finishing)
+    /// is retried briefly, then left to [`Runtime::delete`].
+    pub fn remove_exited(&self, id: &str, cgroup_path: &str) -> Result<(), RuntimeError> {
+        let cgroup = crate::cgroups::Cgroup::new(cgroup_path);
+        let mut removed = cgroup.remove();
+        for _ in 0..20 {
+            match &removed {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    removed = cgroup.remove();
+                }
+                _ => break,
+            }
+        }
+        if let Err(e) = removed {
+            tracing::debug!(id, "removing the cgroup directly: {e}");
+            return self.delete(id, true);
+        }
+        let dir = self.state_root.join(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::Delete {
+                id: id.to_string(),
+                message: format!("{}: {e}", dir.display()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes libcontainer's state and the container's cgroup. With `force` the container's
     /// processes are killed first.
     pub fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
