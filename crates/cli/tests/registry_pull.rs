@@ -688,3 +688,103 @@ fn concurrent_pulls_of_images_sharing_a_layer_both_succeed() {
         "ok"
     );
 }
+
+/// A credential helper (`docker-credential-berthtest`) that keeps one login in a file.
+fn install_credential_helper(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = dir.join("helper-store.json");
+    let script = format!(
+        r#"#!/bin/sh
+store={store}
+case "$1" in
+  get) read url
+       if [ -f "$store" ] && grep -q "\"ServerURL\":\"$url\"" "$store"; then cat "$store"
+       else echo "credentials not found in native keychain"; exit 1; fi ;;
+  store) cat > "$store" ;;
+  erase) read url; [ -f "$store" ] || {{ echo "credentials not found in native keychain"; exit 1; }}
+         rm -f "$store" ;;
+  *) exit 2 ;;
+esac
+"#,
+        store = store.display()
+    );
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn logins_go_through_the_configured_credential_helper() {
+    let a = TestEngine::start();
+    a.import_busybox("bb");
+    let secrets = tempfile::tempdir().unwrap();
+    let htpasswd = htpasswd_file(secrets.path(), "alice", "s3cret");
+    let reg = TestRegistry::start(&["--htpasswd", htpasswd.to_str().unwrap()]);
+    let bin = install_credential_helper(secrets.path());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = a.root.join("helper-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"berthtest"}"#).unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| -> Output {
+        let mut child = a
+            .cmd()
+            .env("DOCKER_CONFIG", &config)
+            .env("PATH", &path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = stdin.unwrap_or("").to_string();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let image = format!("{}/helper/bb:1", reg.addr);
+    ok(&a, &config, &["tag", "bb", &image]);
+
+    let out = run(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr],
+        Some("s3cret\n"),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    // The secret went to the helper; the config file only lists the registry.
+    let kept = std::fs::read_to_string(secrets.path().join("helper-store.json")).unwrap();
+    assert!(kept.contains("\"Secret\":\"s3cret\""), "{kept}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["auths"][&reg.addr], serde_json::json!({}), "{v}");
+    assert_eq!(v["credsStore"], "berthtest");
+
+    // Push reads the login back from the helper.
+    let out = run(&["push", &image], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = run(&["logout", &reg.addr], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(!secrets.path().join("helper-store.json").exists());
+    let out = run(&["push", &image], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("unauthorized"), "{:?}", text(&out));
+
+    // A helper that is not installed is named in the error.
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"nothere"}"#).unwrap();
+    let out = run(&["push", &image], None);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).1.contains("docker-credential-nothere"),
+        "{:?}",
+        text(&out)
+    );
+}

@@ -5,7 +5,8 @@
 //!   base64 accepted too, `{}` or empty = anonymous);
 //! - Docker's CLI config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
 //!   `auths.<server>.auth` = base64(`user:password`), written with mode 0600 and every other
-//!   key of the file kept.
+//!   key of the file kept; or, when `credsStore`/`credHelpers` name one, a credential helper
+//!   program keeps the secret ([`crate::credential_helper`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::credential_helper;
 use crate::endpoint::{auth_key, normalize_server};
 use crate::DistributionError;
 
@@ -171,6 +173,11 @@ pub fn header_for(reference: &str) -> Result<Option<String>, DistributionError> 
 /// The login stored for `server` in the config file at `path`.
 pub fn load(path: &Path, server: &str) -> Result<Option<Credentials>, DistributionError> {
     let map = read_config(path)?;
+    if let Some(helper) = credential_helper::helper_for(&map, server) {
+        if let Some(found) = credential_helper::get(&helper, &auth_key(server))? {
+            return Ok(Some(found));
+        }
+    }
     let Some(auths) = map.get("auths").and_then(|a| a.as_object()) else {
         return Ok(None);
     };
@@ -219,6 +226,10 @@ pub fn store(
 ) -> Result<(), DistributionError> {
     let mut map = read_config(path)?;
     let key = auth_key(server);
+    let helper = credential_helper::helper_for(&map, server);
+    if let Some(helper) = &helper {
+        credential_helper::store(helper, &key, user, password)?;
+    }
     let auths = map
         .entry("auths")
         .or_insert_with(|| serde_json::Value::Object(Default::default()));
@@ -228,10 +239,13 @@ pub fn store(
     if let Some(obj) = auths.as_object_mut() {
         let want = normalize_server(server);
         obj.retain(|k, _| normalize_server(k) != want);
-        obj.insert(
-            key,
-            serde_json::json!({ "auth": STANDARD.encode(format!("{user}:{password}")) }),
-        );
+        // With a helper the secret stays with it; the file only lists the registry, as
+        // Docker's does.
+        let entry = match helper {
+            Some(_) => serde_json::json!({}),
+            None => serde_json::json!({ "auth": STANDARD.encode(format!("{user}:{password}")) }),
+        };
+        obj.insert(key, entry);
     }
     write_config(path, &map)
 }
@@ -240,6 +254,10 @@ pub fn store(
 pub fn remove(path: &Path, server: &str) -> Result<bool, DistributionError> {
     let mut map = read_config(path)?;
     let want = normalize_server(server);
+    let erased = match credential_helper::helper_for(&map, server) {
+        Some(helper) => credential_helper::erase(&helper, &auth_key(server))?,
+        None => false,
+    };
     let removed = match map.get_mut("auths").and_then(|a| a.as_object_mut()) {
         Some(obj) => {
             let before = obj.len();
@@ -251,7 +269,7 @@ pub fn remove(path: &Path, server: &str) -> Result<bool, DistributionError> {
     if removed {
         write_config(path, &map)?;
     }
-    Ok(removed)
+    Ok(removed || erased)
 }
 
 #[cfg(test)]

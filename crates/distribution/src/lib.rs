@@ -22,6 +22,7 @@
 //! - [`progress`]: progress events.
 
 pub mod challenge;
+pub mod credential_helper;
 pub mod credentials;
 pub mod endpoint;
 mod error;
