@@ -35,6 +35,9 @@ pub struct PushArgs {
     /// Suppress progress output; print only the pushed reference.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Push every tag of the repository NAME.
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
 }
 
 /// `berth login`.
@@ -118,6 +121,19 @@ pub(crate) async fn pull_for_container(c: &EngineClient, image: &str, quiet: boo
 pub async fn push(c: &EngineClient, a: PushArgs) -> Result<i32> {
     let r = Reference::parse(&a.name)?;
     let auth = registry_auth(&a.name)?;
+    if a.all_tags {
+        if r.tag.is_some() || r.digest.is_some() {
+            bail!("tag can't be used with --all-tags/-a: {}", a.name);
+        }
+        let stream = c
+            .push_image(&r.familiar_name(), None, auth.as_deref())
+            .await?;
+        follow(stream, a.quiet).await?;
+        if a.quiet {
+            outln!("{}", r.full_name());
+        }
+        return Ok(0);
+    }
     let stream = c
         .push_image(
             &r.familiar_name(),

@@ -788,3 +788,37 @@ fn logins_go_through_the_configured_credential_helper() {
         text(&out)
     );
 }
+
+#[test]
+fn push_all_tags_pushes_every_tag_of_the_repository() {
+    let a = TestEngine::start();
+    let b = TestEngine::start();
+    a.import_busybox("bb");
+    let reg = TestRegistry::start(&[]);
+    let (ca, cb) = (config_dir(&a), config_dir(&b));
+    let repo = format!("{}/many/bb", reg.addr);
+    for t in ["1", "2", "latest"] {
+        ok(&a, &ca, &["tag", "bb", &format!("{repo}:{t}")]);
+    }
+    // Another repository's tag is not pushed with this one.
+    ok(&a, &ca, &["tag", "bb", &format!("{}/other/bb:9", reg.addr)]);
+    let out = ok(&a, &ca, &["push", "--all-tags", &repo]);
+    for t in ["1", "2", "latest"] {
+        assert!(out.contains(&format!("{t}: digest: sha256:")), "{out}");
+        ok(&b, &cb, &["pull", &format!("{repo}:{t}")]);
+    }
+    let err = fails(&b, &cb, &["pull", &format!("{}/other/bb:9", reg.addr)]);
+    assert!(
+        err.contains("not found") || err.contains("unknown"),
+        "{err}"
+    );
+    // A tag and --all-tags do not go together; an unknown repository is named.
+    let err = fails(&a, &ca, &["push", "-a", &format!("{repo}:1")]);
+    assert!(err.contains("--all-tags"), "{err}");
+    let err = fails(
+        &a,
+        &ca,
+        &["push", "-a", &format!("{}/nothing/here", reg.addr)],
+    );
+    assert!(err.contains("nothing/here"), "{err}");
+}

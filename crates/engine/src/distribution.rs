@@ -203,17 +203,60 @@ pub(crate) async fn push_image(
     tag: Option<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let reference = with_tag(name, tag.as_deref().filter(|t| !t.is_empty()));
+    let tag = tag.filter(|t| !t.is_empty());
+    let last = name.rsplit('/').next().unwrap_or(name);
+    // No tag, and none in the name: every tag of the repository (`docker push --all-tags`).
+    let references = if tag.is_none() && !name.contains('@') && !last.contains(':') {
+        all_tags_of(&engine, name).await?
+    } else {
+        vec![with_tag(name, tag.as_deref())]
+    };
     let creds = credentials(&headers)?;
     progress_stream(move |sink| async move {
-        berth_distribution::push::push(&engine.registries, &engine.images, &reference, creds, sink)
+        for reference in references {
+            berth_distribution::push::push(
+                &engine.registries,
+                &engine.images,
+                &reference,
+                creds.clone(),
+                sink.clone(),
+            )
             .await?;
-        engine
-            .events
-            .publish("image", "push", &reference, Default::default());
+            engine
+                .events
+                .publish("image", "push", &reference, Default::default());
+        }
         Ok(())
     })
     .await
+}
+
+/// Every `name:tag` the store holds for the repository `name`, sorted; an error naming
+/// `name` when there is none.
+async fn all_tags_of(engine: &Arc<Engine>, name: &str) -> Result<Vec<String>, EngineError> {
+    let repository = berth_image::reference::Reference::parse(name)
+        .map_err(|e| EngineError::Invalid(e.to_string()))?
+        .familiar_name();
+    let images = engine.images.clone();
+    let listed = tokio::task::spawn_blocking(move || images.list())
+        .await
+        .map_err(|e| EngineError::Internal(format!("listing images: {e}")))??;
+    let mut tags: Vec<String> = listed
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .filter(|t| {
+            t.rsplit_once(':')
+                .is_some_and(|(repo, _)| repo == repository)
+        })
+        .collect();
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        return Err(EngineError::NotFound(format!(
+            "An image does not exist locally with the tag: {repository}"
+        )));
+    }
+    Ok(tags)
 }
 
 /// `POST /auth`: `{"Status":"Login Succeeded"}` or 401 with the registry's message.
