@@ -5,7 +5,8 @@
 //! writes took longer than 10 ms, so stalls (checkpoints) show.
 //!
 //! `cargo run --release -p berth-store --example write_latency -- DIR`
-//! Env: RATE (default 1000), SECONDS (30), CACHE_MIB, WAL_MAX_MIB (the store's defaults).
+//! Env: RATE (default 1000), VALUE_PERCENT (100: record sizes as above), SECONDS (30), CACHE_MIB, WAL_MAX_MIB, WRITEBACK_MS, APPLY_MS
+//! (the store's defaults).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +20,24 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Bytes written to the machine's disks so far (`/sys/block/*/stat`, loop and ram devices
+/// left out): what reached the devices, whoever wrote it (run on a quiet machine).
+fn written_bytes() -> u64 {
+    let Ok(blocks) = std::fs::read_dir("/sys/block") else {
+        return 0;
+    };
+    blocks
+        .flatten()
+        .filter(|b| {
+            let name = b.file_name().to_string_lossy().into_owned();
+            !name.starts_with("loop") && !name.starts_with("ram")
+        })
+        .filter_map(|b| std::fs::read_to_string(b.path().join("stat")).ok())
+        .filter_map(|stat| stat.split_whitespace().nth(6)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 512
+}
+
 fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
     let mut v = format!("{{\"{tag}\":{n}}}").into_bytes();
     v.resize(len, b'x');
@@ -29,22 +48,34 @@ fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
 async fn main() {
     let dir = std::env::args().nth(1).expect("usage: write_latency DIR");
     let rate: u64 = env_or("RATE", 1000);
+    // Value sizes in percent of a RunTask's records (to see what smaller records would give).
+    let scale: usize = env_or("VALUE_PERCENT", 100);
     let seconds: u64 = env_or("SECONDS", 30);
     let defaults = RedbOptions::default();
     let options = RedbOptions {
         cache_size: env_or("CACHE_MIB", defaults.cache_size >> 20) << 20,
         wal_max_bytes: env_or("WAL_MAX_MIB", defaults.wal_max_bytes >> 20) << 20,
-        writeback_interval: match env_or("WRITEBACK_MS", 100u64) {
+        writeback_interval: match env_or(
+            "WRITEBACK_MS",
+            defaults
+                .writeback_interval
+                .map_or(0, |d| d.as_millis() as u64),
+        ) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         },
+        apply_delay: Duration::from_millis(env_or(
+            "APPLY_MS",
+            defaults.apply_delay.as_millis() as u64,
+        )),
         ..defaults
     };
     println!(
-        "rate {rate}/s for {seconds} s, cache {} MiB, wal_max {} MiB, writeback {:?}",
+        "rate {rate}/s for {seconds} s, cache {} MiB, wal_max {} MiB, writeback {:?}, apply delay {:?}",
         options.cache_size >> 20,
         options.wal_max_bytes >> 20,
-        options.writeback_interval
+        options.writeback_interval,
+        options.apply_delay
     );
     let store = Arc::new(RedbStore::open_with(&dir, options).expect("open store"));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * seconds) as usize)));
@@ -52,19 +83,21 @@ async fn main() {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut handles = Vec::new();
     let start = Instant::now();
+    let written_before = written_bytes();
     for n in 0..rate * seconds {
         tick.tick().await;
         let (store, latencies) = (store.clone(), latencies.clone());
+        let size = move |len: usize| len * scale / 100;
         handles.push(tokio::spawn(async move {
             let t0 = Instant::now();
             let txn = Txn::new()
                 .and_then(Op::put(
                     format!("tasks/demo/{n:012}"),
-                    value("task", n, 3072),
+                    value("task", n, size(3072)),
                 ))
                 .and_then(Op::put(
                     format!("instances/demo/{:03}", n % 100),
-                    value("instance", n, 2048),
+                    value("instance", n, size(2048)),
                 ))
                 .and_then(Op::put("clusters/demo", value("cluster", n, 1024)));
             store.txn(txn).await.expect("write");
@@ -75,18 +108,20 @@ async fn main() {
         h.await.unwrap();
     }
     let took = start.elapsed();
+    let written = written_bytes() - written_before;
     let mut l = latencies.lock().unwrap().clone();
     l.sort();
     let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{} writes in {:.1} s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms, over 10 ms: {}",
+        "{} writes in {:.1} s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms, over 10 ms: {}, {:.1} KiB written per write",
         l.len(),
         took.as_secs_f64(),
         ms(at(0.50)),
         ms(at(0.99)),
         ms(at(0.999)),
         ms(*l.last().unwrap()),
-        l.iter().filter(|d| **d > Duration::from_millis(10)).count()
+        l.iter().filter(|d| **d > Duration::from_millis(10)).count(),
+        written as f64 / 1024.0 / l.len() as f64
     );
 }

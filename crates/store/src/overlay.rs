@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::{EventKind, KeyValue, Revision, WatchEvent};
 
@@ -35,6 +36,8 @@ pub(crate) struct PendingRecord {
     pub writes: Vec<(Revision, Vec<WatchEvent>)>,
     /// The batch's last revision.
     pub revision: Revision,
+    /// When it was logged (applied to redb once it has waited long enough).
+    pub logged_at: Instant,
 }
 
 /// See the module documentation. Cheap to clone (keys and `Arc`s).
@@ -47,6 +50,21 @@ pub(crate) struct Overlay {
 impl Overlay {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// How many records wait here.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The oldest record's lsn.
+    pub fn oldest_lsn(&self) -> Option<u64> {
+        self.records.front().map(|r| r.lsn)
+    }
+
+    /// How long the oldest record has waited.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        self.records.front().map(|r| r.logged_at.elapsed())
     }
 
     /// The newest revision waiting here (0 when empty).
@@ -187,6 +205,7 @@ mod tests {
             payload: Vec::new(),
             writes: vec![(revision, events)],
             revision,
+            logged_at: Instant::now(),
         }
     }
 

@@ -17,10 +17,12 @@
 //! started after an answer sees everything after it.
 //!
 //! Durable means: with the write-ahead log ([`RedbOptions::wal`], the default), the batch's
-//! events are appended to the log as one record and `fdatasync`ed, and redb commits without
-//! an fsync (`Durability::None`); a checkpoint (one durable redb commit) happens when the log
-//! reaches [`RedbOptions::wal_max_bytes`], after [`RedbOptions::wal_idle_checkpoint`] without
-//! writes, and on close, and then the log starts over. Opening replays the log records after
+//! events are appended to the log as one record and `fdatasync`ed, answered from memory (the
+//! overlay), and applied to redb later by the applier thread, many batches per commit and
+//! without an fsync (`Durability::None`, module `logged`); a checkpoint (one durable redb
+//! commit) happens when the log reaches [`RedbOptions::wal_max_bytes`], after
+//! [`RedbOptions::wal_idle_checkpoint`] without writes, and on close, and then the log starts
+//! over. Opening replays the log records after
 //! redb's `wal_lsn` (their events: puts, deletes, history rows, the compaction point) and
 //! checkpoints. Without the log, redb's commit itself is durable (one fsync). If writing the
 //! log or the commit after it fails, the store refuses every later write (reopening recovers).
@@ -57,7 +59,7 @@ use crate::{
     EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn,
     TxnResponse, WatchEvent, WatchStream,
 };
-use logged::{apply_batch_logged, Checkpointer, LayeredSpace, DRAIN_RECORDS};
+use logged::{apply_batch_logged, Applier, LayeredSpace};
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const HISTORY: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("history");
@@ -101,6 +103,11 @@ pub struct RedbOptions {
     pub wal_max_bytes: u64,
     /// An idle writer checkpoints a non-empty log after this long without writes.
     pub wal_idle_checkpoint: std::time::Duration,
+    /// With the log: answered writes wait in memory (the overlay, which reads merge) at least
+    /// this long before they are applied to redb, so that many batches go in one commit
+    /// (redb copies every page a commit touches; a key rewritten by many batches is written
+    /// once). Longer: fewer bytes written per write, more memory and merging per read.
+    pub apply_delay: std::time::Duration,
     /// With the log: start writeback of the redb file's dirty pages this often from a
     /// background thread (`sync_file_range`), so a checkpoint's fsync finds little left to
     /// write (None: only checkpoints flush).
@@ -119,6 +126,7 @@ impl Default for RedbOptions {
             wal_max_bytes: 16 * 1024 * 1024,
             wal_idle_checkpoint: std::time::Duration::from_secs(1),
             writeback_interval: Some(std::time::Duration::from_millis(20)),
+            apply_delay: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -279,8 +287,8 @@ impl RedbStore {
             }),
             overlay: Mutex::new(Arc::default()),
         });
-        let checkpointer = match &wal {
-            Some(_) => Some(Checkpointer::start(shared.clone())?),
+        let applier = match &wal {
+            Some(_) => Some(Applier::start(shared.clone())?),
             None => None,
         };
         let writeback = match (options.wal, options.writeback_interval) {
@@ -296,7 +304,7 @@ impl RedbStore {
                     wal,
                     failed: None,
                     overlay: Overlay::default(),
-                    checkpointer,
+                    applier,
                     stored_revision: revision,
                     stored_compacted: compacted,
                 };
@@ -737,8 +745,8 @@ struct Writer {
     failed: Option<StoreError>,
     /// With the log: answered writes not yet in redb (readers see the published copy).
     overlay: Overlay,
-    /// With the log: the checkpoint thread.
-    checkpointer: Option<Checkpointer>,
+    /// With the log: the thread applying the overlay to redb and checkpointing.
+    applier: Option<Applier>,
     /// redb's own revision and compaction point (behind the store's by the overlay).
     stored_revision: Revision,
     stored_compacted: Revision,
@@ -747,29 +755,21 @@ struct Writer {
 fn writer_loop(shared: &Shared, writer: &mut Writer, requests: &std_mpsc::Receiver<Request>) {
     let max_batch = shared.options.max_batch.max(1);
     loop {
-        // With the log: note a finished checkpoint, move answered writes into redb, start a
-        // checkpoint when one is due (all off the answering path).
-        if let Some(cp) = writer.checkpointer.as_mut() {
-            cp.poll(false);
-        }
-        writer.drain(shared, DRAIN_RECORDS);
-        writer.maybe_checkpoint(shared, false);
-        let busy =
-            writer.checkpointer.as_ref().is_some_and(|c| c.running) || !writer.overlay.is_empty();
-        let idle_wait = !busy && writer.wal.as_ref().is_some_and(Wal::has_records);
-        let wait = if busy {
-            Some(BUSY_POLL)
-        } else if idle_wait {
-            Some(shared.options.wal_idle_checkpoint)
-        } else {
-            None
-        };
+        // With the log: take the applier's report, give it its next job (applying answered
+        // writes to redb, checkpointing), all off the answering path.
+        writer.collect(shared, false);
+        writer.tend(shared, false);
+        let pending = writer.tend_within(shared);
+        let idle_wait = pending.is_none()
+            && writer.failed.is_none()
+            && writer.wal.as_ref().is_some_and(Wal::has_records);
+        let wait = pending.or(idle_wait.then_some(shared.options.wal_idle_checkpoint));
         let first = match wait {
             Some(timeout) => match requests.recv_timeout(timeout) {
                 Ok(request) => request,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     if idle_wait {
-                        writer.maybe_checkpoint(shared, true);
+                        writer.tend(shared, true);
                     }
                     continue;
                 }
@@ -789,14 +789,10 @@ fn writer_loop(shared: &Shared, writer: &mut Writer, requests: &std_mpsc::Receiv
         }
         run_batch(shared, writer, batch);
     }
-    // Closing: finish a running checkpoint, apply what is left, make everything durable in
-    // redb so the next open replays nothing.
-    if let Some(cp) = writer.checkpointer.as_mut() {
-        cp.poll(true);
-    }
-    while !writer.overlay.is_empty() && writer.failed.is_none() {
-        writer.drain(shared, usize::MAX);
-    }
+    // Closing: finish a running job, apply what is left, make everything durable in redb so
+    // the next open replays nothing.
+    writer.collect(shared, true);
+    writer.apply_all_now(shared);
     checkpoint(shared, writer);
     let mut hub = shared.hub();
     hub.closed = true;

@@ -41,6 +41,25 @@ mod redb_busy_checkpoints {
     berth_store::conformance_tests!(fresh());
 }
 
+/// redb with the log, every answered batch applied to redb as soon as the applier is free
+/// (the default waits `apply_delay`, so most reads above merge the overlay).
+mod redb_eager_apply {
+    use super::*;
+    use berth_store::{RedbOptions, RedbStore};
+
+    async fn fresh() -> TestStore {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let options = RedbOptions {
+            apply_delay: std::time::Duration::ZERO,
+            ..RedbOptions::default()
+        };
+        let store = RedbStore::open_with(dir.path(), options).expect("open store");
+        TestStore::with_guard(store, dir)
+    }
+
+    berth_store::conformance_tests!(fresh());
+}
+
 /// redb without the log: every group commit durable in redb itself.
 mod redb_no_log {
     use super::*;

@@ -1,26 +1,34 @@
 //! The writer's path with the write-ahead log: answer after the log, apply to redb after the
-//! answer, checkpoint on a thread of its own (see [`crate::overlay`]).
+//! answer and checkpoint, both on a thread of their own (see [`crate::overlay`]).
 //!
 //! - A batch is evaluated against the key space redb ∪ overlay ∪ the batch's own writes,
 //!   appended to the log as one record (one `fdatasync`), added to the overlay (which readers
-//!   see from then on) and answered; redb is not touched.
-//! - Between batches, when no checkpoint holds redb's write lock, the oldest overlay records
-//!   are applied to redb in one commit without an fsync (at most [`DRAIN_RECORDS`] at a time,
-//!   so the writer is never away long) and leave the overlay.
-//! - A checkpoint starts when the overlay is empty (redb holds every record of the active log
-//!   file) and the file is full, or the store is idle: the log switches to its other file and
-//!   the checkpoint thread makes redb's state durable (one durable commit) while batches go on
-//!   into the new file and the overlay. A failed checkpoint is retried without switching.
+//!   see from then on) and answered; redb is not touched on the writer thread.
+//! - The applier thread moves overlay records into redb in one commit without an fsync once
+//!   the oldest has waited [`RedbOptions::apply_delay`] (or the overlay holds
+//!   [`APPLY_RECORDS`] records): a key written many times in that window (a cluster's or an
+//!   instance's record on every RunTask) reaches redb's pages once, and redb, which copies
+//!   every page a commit touches, writes far fewer pages than with a commit per batch. The
+//!   writer forgets applied records when the applier reports them done.
+//! - A checkpoint (one durable redb commit, on the same thread) is due when the active log
+//!   file is full or the store is idle: the log switches to its other file, the records of the
+//!   first file are applied, then the durable commit runs while batches go on into the new
+//!   file and the overlay. A failed checkpoint is retried without switching again.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::overlay::{merge_one, merge_range, Overlay, PendingRecord};
 
-/// The most overlay records applied to redb in one commit.
-pub(super) const DRAIN_RECORDS: usize = 64;
+/// The most overlay records applied to redb in one commit; this many pending records are
+/// applied without waiting for [`RedbOptions::apply_delay`].
+pub(super) const APPLY_RECORDS: usize = 4096;
+
+/// How long the applier waits before retrying a checkpoint that failed.
+const CHECKPOINT_RETRY: Duration = Duration::from_millis(100);
 
 /// The key space a batch sees: redb's snapshot, the overlay over it, the batch's own writes
 /// over both.
@@ -80,70 +88,124 @@ impl<T: ReadableTable<&'static str, &'static [u8]>> KeySpace for LayeredSpace<'_
     }
 }
 
-/// The checkpoint thread and what the writer knows of it.
-pub(super) struct Checkpointer {
+/// Work for the applier thread.
+enum Job {
+    /// Apply these records (oldest first) to redb, whose revision and compaction point are
+    /// given, in one commit without an fsync.
+    Apply {
+        records: Vec<Arc<PendingRecord>>,
+        revision: Revision,
+        compacted: Revision,
+    },
+    /// One durable redb commit.
+    Checkpoint,
+}
+
+/// What the applier reports back.
+enum Done {
+    /// redb's new revision and compaction point, and the last record applied (lsn, revision).
+    Applied(Result<(Revision, Revision), StoreError>, (u64, Revision)),
+    Checkpointed(Result<(), StoreError>),
+}
+
+/// The applier thread and what the writer knows of it.
+pub(super) struct Applier {
     /// Dropped (None) to end the thread.
-    go: Option<std_mpsc::Sender<()>>,
+    jobs: Option<std_mpsc::Sender<Job>>,
     /// The thread, joined on drop: it holds the database, which must be closed when the
     /// store is (a reopen right after would find it still held).
     thread: Option<std::thread::JoinHandle<()>>,
-    done: std_mpsc::Receiver<Result<(), StoreError>>,
-    /// A checkpoint holds redb's write lock.
-    pub running: bool,
-    /// The last one failed: the next one must not switch log files.
-    retry: bool,
+    done: std_mpsc::Receiver<Done>,
+    /// A job is running (it may hold redb's write lock).
+    pub busy: bool,
+    /// A checkpoint is under way: the log switched files and every record up to this lsn
+    /// (the first file's last) must be applied, then made durable.
+    checkpoint_through: Option<u64>,
+    /// After a failed checkpoint: not retried before this.
+    retry_at: Option<Instant>,
 }
 
-impl Checkpointer {
+impl Applier {
     /// Starts the thread; it ends when the writer drops this.
     pub fn start(shared: Arc<Shared>) -> Result<Self, StoreError> {
-        let (go, go_rx) = std_mpsc::channel::<()>();
+        let (jobs, jobs_rx) = std_mpsc::channel::<Job>();
         let (done_tx, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("berth-store-checkpoint".into())
+            .name("berth-store-apply".into())
             .spawn(move || {
-                for () in go_rx {
-                    if done_tx.send(durable_commit(&shared)).is_err() {
+                for job in jobs_rx {
+                    if done_tx.send(run_job(&shared, job)).is_err() {
                         break;
                     }
                 }
             })
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot start the store checkpointer: {e}"))
-            })?;
-        Ok(Checkpointer {
-            go: Some(go),
+            .map_err(|e| StoreError::Backend(format!("cannot start the store applier: {e}")))?;
+        Ok(Applier {
+            jobs: Some(jobs),
             thread: Some(thread),
             done,
-            running: false,
-            retry: false,
+            busy: false,
+            checkpoint_through: None,
+            retry_at: None,
         })
     }
 
-    /// Notes a finished checkpoint; with `block`, waits for a running one.
-    pub fn poll(&mut self, block: bool) {
-        if !self.running {
-            return;
+    fn send(&mut self, job: Job) {
+        if self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok())
+        {
+            self.busy = true;
         }
-        let result = if block {
-            self.done.recv().map_err(|_| ())
+    }
+
+    /// The running job's report, if it finished (with `block`, waits for it).
+    fn finished(&mut self, block: bool) -> Option<Done> {
+        if !self.busy {
+            return None;
+        }
+        let done = if block {
+            self.done.recv().ok()
         } else {
             match self.done.try_recv() {
-                Err(std_mpsc::TryRecvError::Empty) => return,
-                other => other.map_err(|_| ()),
+                Err(std_mpsc::TryRecvError::Empty) => return None,
+                other => other.ok(),
             }
         };
-        self.running = false;
-        self.retry = !matches!(result, Ok(Ok(())));
+        self.busy = false;
+        done
     }
 }
 
-impl Drop for Checkpointer {
+impl Drop for Applier {
     fn drop(&mut self) {
-        self.go = None;
+        self.jobs = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+fn run_job(shared: &Shared, job: Job) -> Done {
+    match job {
+        Job::Apply {
+            records,
+            revision,
+            compacted,
+        } => {
+            let last = records.last().map_or((0, 0), |r| (r.lsn, r.revision));
+            let logged = records.iter().map(|r| (r.lsn, r.payload.as_slice()));
+            let result = replay(
+                &shared.db,
+                logged,
+                revision,
+                compacted,
+                redb::Durability::None,
+            );
+            Done::Applied(result, last)
+        }
+        Job::Checkpoint => Done::Checkpointed(durable_commit(shared)),
     }
 }
 
@@ -157,57 +219,121 @@ pub(super) fn durable_commit(shared: &Shared) -> Result<(), StoreError> {
 }
 
 impl Writer {
-    /// Starts a checkpoint on its thread if one is due: none running, redb holding every
-    /// record (empty overlay), and the active log file full or the store idle.
-    pub(super) fn maybe_checkpoint(&mut self, shared: &Shared, idle: bool) {
-        let (Some(wal), Some(cp)) = (self.wal.as_mut(), self.checkpointer.as_mut()) else {
+    /// Takes the applier's report of a finished job (with `block`, waits for a running one).
+    pub(super) fn collect(&mut self, shared: &Shared, block: bool) {
+        let Some(done) = self.applier.as_mut().and_then(|a| a.finished(block)) else {
             return;
         };
-        if self.failed.is_some() || cp.running || !self.overlay.is_empty() || !wal.has_records() {
-            return;
-        }
-        if !idle && wal.offset() < shared.options.wal_max_bytes {
-            return;
-        }
-        if !cp.retry {
-            wal.switch();
-        }
-        if cp.go.as_ref().is_some_and(|go| go.send(()).is_ok()) {
-            cp.running = true;
-        }
-    }
-
-    /// Applies the oldest overlay records to redb (not while a checkpoint runs).
-    pub(super) fn drain(&mut self, shared: &Shared, max: usize) {
-        if self.failed.is_some()
-            || self.overlay.is_empty()
-            || self.checkpointer.as_ref().is_some_and(|c| c.running)
-        {
-            return;
-        }
-        let chunk = self.overlay.oldest(max);
-        let records = chunk.iter().map(|r| (r.lsn, r.payload.as_slice()));
-        match replay(
-            &shared.db,
-            records,
-            self.stored_revision,
-            self.stored_compacted,
-            redb::Durability::None,
-        ) {
-            Ok((revision, compacted)) => {
+        match done {
+            Done::Applied(Ok((revision, compacted)), (lsn, last_revision)) => {
                 self.stored_revision = revision;
                 self.stored_compacted = compacted;
-                if let Some(last) = chunk.last() {
-                    self.overlay.applied(last.lsn, last.revision);
-                }
+                self.overlay.applied(lsn, last_revision);
                 shared.publish_overlay(&self.overlay);
             }
-            Err(e) => {
+            Done::Applied(Err(e), _) => {
                 self.failed = Some(StoreError::Backend(format!(
                     "cannot apply logged writes to the store: {e} (restart to recover)"
                 )));
             }
+            Done::Checkpointed(result) => {
+                if let Some(applier) = self.applier.as_mut() {
+                    if result.is_ok() {
+                        applier.checkpoint_through = None;
+                        applier.retry_at = None;
+                    } else {
+                        applier.retry_at = Some(Instant::now() + CHECKPOINT_RETRY);
+                    }
+                }
+            }
         }
+    }
+
+    /// Gives the applier its next job when it is free: applying the records a checkpoint
+    /// needs, the checkpoint itself, or the overlay's records once the oldest has waited
+    /// [`RedbOptions::apply_delay`]. With `idle` (no writes for a while), a non-empty log is
+    /// checkpointed.
+    pub(super) fn tend(&mut self, shared: &Shared, idle: bool) {
+        let (Some(wal), Some(applier)) = (self.wal.as_mut(), self.applier.as_mut()) else {
+            return;
+        };
+        if self.failed.is_some() || applier.busy {
+            return;
+        }
+        if applier.checkpoint_through.is_none()
+            && wal.has_records()
+            && (idle || wal.offset() >= shared.options.wal_max_bytes)
+        {
+            applier.checkpoint_through = Some(wal.next_lsn() - 1);
+            wal.switch();
+        }
+        let apply = |overlay: &Overlay| Job::Apply {
+            records: overlay.oldest(APPLY_RECORDS),
+            revision: self.stored_revision,
+            compacted: self.stored_compacted,
+        };
+        if let Some(through) = applier.checkpoint_through {
+            if self.overlay.oldest_lsn().is_some_and(|lsn| lsn <= through) {
+                applier.send(apply(&self.overlay));
+            } else if applier.retry_at.is_none_or(|at| Instant::now() >= at) {
+                applier.send(Job::Checkpoint);
+            }
+            return;
+        }
+        if self.overlay.len() >= APPLY_RECORDS
+            || self
+                .overlay
+                .oldest_age()
+                .is_some_and(|age| age >= shared.options.apply_delay)
+        {
+            applier.send(apply(&self.overlay));
+        }
+    }
+
+    /// How long the writer may wait for requests before [`Writer::tend`] has work: None when
+    /// nothing is pending (then an idle log is checkpointed after `wal_idle_checkpoint`).
+    pub(super) fn tend_within(&self, shared: &Shared) -> Option<Duration> {
+        let applier = self.applier.as_ref()?;
+        if self.failed.is_some() {
+            return None;
+        }
+        if applier.busy || applier.checkpoint_through.is_some() {
+            return Some(BUSY_POLL);
+        }
+        let age = self.overlay.oldest_age()?;
+        Some(
+            shared
+                .options
+                .apply_delay
+                .saturating_sub(age)
+                .max(Duration::from_millis(1)),
+        )
+    }
+
+    /// Applies every overlay record to redb on this thread (closing: the applier is idle).
+    pub(super) fn apply_all_now(&mut self, shared: &Shared) {
+        while !self.overlay.is_empty() && self.failed.is_none() {
+            let records = self.overlay.oldest(APPLY_RECORDS);
+            let done = run_job(
+                shared,
+                Job::Apply {
+                    records,
+                    revision: self.stored_revision,
+                    compacted: self.stored_compacted,
+                },
+            );
+            if let Done::Applied(result, (lsn, revision)) = done {
+                match result {
+                    Ok((r, c)) => {
+                        self.stored_revision = r;
+                        self.stored_compacted = c;
+                        self.overlay.applied(lsn, revision);
+                    }
+                    Err(e) => self.failed = Some(e),
+                }
+            }
+        }
+        shared.publish_overlay(&self.overlay);
     }
 }
 
@@ -281,6 +407,7 @@ pub(super) fn apply_batch_logged(
             payload,
             writes,
             revision,
+            logged_at: Instant::now(),
         });
         shared.publish_overlay(&writer.overlay);
     }
