@@ -822,3 +822,71 @@ fn push_all_tags_pushes_every_tag_of_the_repository() {
     );
     assert!(err.contains("nothing/here"), "{err}");
 }
+
+/// Runs skopeo with `args`, which must succeed.
+fn skopeo(args: &[&str]) {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies `src` to `dst` (both in the registry) with skopeo, through an OCI layout in `work`
+/// holding the plain layers, so that skopeo compresses them as `format` (gzip or zstd).
+fn skopeo_recompress(work: &Path, src: &str, dst: &str, format: &str) {
+    let layout = format!("oci:{}:v1", work.join(format).display());
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-oci-accept-uncompressed-layers",
+        &format!("docker://{src}"),
+        &layout,
+    ]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-compress-format",
+        format,
+        &layout,
+        &format!("docker://{dst}"),
+    ]);
+}
+
+#[test]
+fn gzip_and_zstd_compressed_layers_pull_and_run() {
+    let reg = TestRegistry::start(&[]);
+    publish_busybox(&reg, "plain/bb:1");
+    let plain = format!("{}/plain/bb:1", reg.addr);
+    let b = TestEngine::start();
+    let cb = config_dir(&b);
+    let work = tempfile::tempdir().unwrap();
+    for (format, media_type) in [
+        ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        // A registry of its own: skopeo reuses a blob the destination already has instead of
+        // compressing it.
+        let dest = TestRegistry::start(&[]);
+        let image = format!("{}/{format}/bb:1", dest.addr);
+        skopeo_recompress(work.path(), &plain, &image, format);
+        let manifest = dest.http("GET", &format!("/v2/{format}/bb/manifests/1"), &[], b"");
+        assert_eq!(manifest.status, 200);
+        assert_eq!(
+            manifest.json()["layers"][0]["mediaType"],
+            media_type,
+            "skopeo wrote a {format} layer"
+        );
+        ok(&b, &cb, &["pull", "-q", &image]);
+        let out = ok(
+            &b,
+            &cb,
+            &["run", "--rm", &image, "echo", &format!("{format} ok")],
+        );
+        assert_eq!(out, format!("{format} ok\n"));
+    }
+}

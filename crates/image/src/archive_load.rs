@@ -472,12 +472,6 @@ fn stage_manifest(
     let cfg = ImageConfigFile::parse(&cfg_bytes, &cfg_digest)?;
     let mut staged_layers = Vec::new();
     for l in &manifest.layers {
-        if l.media_type.contains("zstd") {
-            return Err(ImageError::Unsupported(format!(
-                "layer {} has media type {}; berth reads plain and gzip layers only",
-                l.digest, l.media_type
-            )));
-        }
         let (path, digest) = src.stage_blob(
             stage,
             &blob_path(&l.digest)?,

@@ -20,7 +20,7 @@ pub enum ImageError {
     /// Stored content does not match its digest or is unreadable.
     #[error("corrupt image store: {0}")]
     Corrupt(String),
-    /// A feature of the input that Berth does not support (e.g. a zstd layer).
+    /// A feature of the input that Berth does not support (e.g. an xz-compressed layer).
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The operation conflicts with the store's state (e.g. deleting an image by id that has

@@ -63,12 +63,6 @@ pub(crate) fn stage_pulled(
     let cfg = ImageConfigFile::parse(&pulled.config, &cfg_digest)?;
     let mut layers = Vec::new();
     for l in &manifest.layers {
-        if l.media_type.contains("zstd") {
-            return Err(ImageError::Unsupported(format!(
-                "layer {} has media type {}; berth reads plain and gzip layers only",
-                l.digest, l.media_type
-            )));
-        }
         // A blob the store has (an earlier layer, or a concurrent pull of another image that
         // committed first) is used as stored; the download is then left to the puller to delete.
         let path = match pulled.layer_files.get(&l.digest) {

@@ -82,8 +82,13 @@ pub fn decompressed<'a, R: BufRead + 'a>(
     match Compression::detect(head) {
         Compression::None => Ok(Box::new(r)),
         Compression::Gzip => Ok(Box::new(MultiGzDecoder::new(r))),
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(r)
+                .map_err(|e| ImageError::archive(format!("{what}: zstd: {e}")))?;
+            Ok(Box::new(decoder))
+        }
         c => Err(ImageError::Unsupported(format!(
-            "{what} is {c:?}-compressed; berth reads plain and gzip-compressed tars only"
+            "{what} is {c:?}-compressed; berth reads plain, gzip- and zstd-compressed tars"
         ))),
     }
 }

@@ -149,3 +149,31 @@ fn umoci_layout_loads() {
     store.tag(&loaded[0].id, "umoci-made").unwrap();
     assert_eq!(store.get("umoci-made").unwrap().id, loaded[0].id);
 }
+
+#[test]
+fn zstd_compressed_layouts_load() {
+    let (tmp, store) = common::store();
+    let img = busybox_image(&store, "busybox", "via-zstd");
+    let file = tmp.path().join("saved.tar");
+    store
+        .save(&["busybox".to_string()], File::create(&file).unwrap())
+        .unwrap();
+    let layout = tmp.path().join("zstd");
+    run(skopeo()
+        .args(["copy", "--dest-compress-format", "zstd"])
+        .arg(format!("docker-archive:{}", file.display()))
+        .arg(format!("oci:{}:z", layout.display())));
+    let raw = run(skopeo()
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:z", layout.display())));
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let (_t2, fresh) = common::store();
+    let loaded = fresh.load_dir(&layout).unwrap();
+    assert_eq!(loaded[0].id, img.id, "the config blob travels unchanged");
+    let l = &fresh.layer_paths(&loaded[0]).unwrap()[0];
+    assert_eq!(fs::read_to_string(l.join("marker")).unwrap(), "via-zstd");
+}
