@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::TestEngine;
-use registry_support::TestRegistry;
+use registry_support::{skopeo, TestRegistry};
 
 /// Runs the CLI against `e` with its own Docker config dir (logins).
 fn berth(e: &TestEngine, config: &Path, args: &[&str]) -> Output {
@@ -821,19 +821,6 @@ fn push_all_tags_pushes_every_tag_of_the_repository() {
         &["push", "-a", &format!("{}/nothing/here", reg.addr)],
     );
     assert!(err.contains("nothing/here"), "{err}");
-}
-
-/// Runs skopeo with `args`, which must succeed.
-fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Copies `src` to `dst` (both in the registry) with skopeo, through an OCI layout in `work`

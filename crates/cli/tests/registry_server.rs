@@ -419,20 +419,6 @@ fn berth_b64(data: &[u8]) -> String {
     out
 }
 
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy"])
-        .args(args)
-        .output()
-        .expect("skopeo is installed (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn skopeo_copies_to_and_from_the_registry() {
     let reg = TestRegistry::start(&[]);

@@ -259,3 +259,18 @@ pub fn oci_layout(dir: &Path, tag: &str, layer: &[u8]) -> String {
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     md
 }
+
+/// Runs Debian's skopeo (a third-party client) with `args`, which must succeed; its stdout.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo")
+        .args(["--insecure-policy"])
+        .args(args)
+        .output()
+        .expect("skopeo is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
