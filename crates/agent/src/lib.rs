@@ -22,6 +22,7 @@ pub mod runner;
 
 pub use agent::{run, AgentConfig};
 pub use reporter::{ChannelSink, ReportSink, Reporter, SinkError};
+pub use runner::engine_auth::{EngineAuth, EngineAuthType};
 pub use runner::images::ImagePullBehavior;
 pub use runner::{Runner, RunnerConfig};
 

@@ -52,6 +52,38 @@ pub struct AgentArgs {
     /// falling back to a cached image), always, once.
     #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "prefer-cached")]
     pub image_pull_behavior: berth_agent::ImagePullBehavior,
+    #[command(flatten)]
+    pub engine_auth: EngineAuthArgs,
+}
+
+/// Registry logins for task images, as the ECS agent takes them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineAuthArgs {
+    /// Format of --engine-auth-data: docker ({"REGISTRY": {"username", "password"}}) or
+    /// dockercfg ({"REGISTRY": {"auth": base64 of user:password}}).
+    #[arg(long, env = "ECS_ENGINE_AUTH_TYPE")]
+    pub engine_auth_type: Option<berth_agent::EngineAuthType>,
+    /// Registry logins used to pull task images (JSON, see --engine-auth-type).
+    #[arg(long, env = "ECS_ENGINE_AUTH_DATA", hide_env_values = true)]
+    pub engine_auth_data: Option<String>,
+}
+
+impl EngineAuthArgs {
+    /// The parsed logins; both settings or neither.
+    pub fn resolve(&self) -> anyhow::Result<Option<std::sync::Arc<berth_agent::EngineAuth>>> {
+        match (self.engine_auth_type, &self.engine_auth_data) {
+            (None, None) => Ok(None),
+            (Some(kind), Some(data)) => berth_agent::EngineAuth::parse(kind, data)
+                .map(|a| Some(std::sync::Arc::new(a)))
+                .map_err(|e| anyhow::anyhow!(e)),
+            (Some(_), None) => anyhow::bail!(
+                "--engine-auth-type (ECS_ENGINE_AUTH_TYPE) is set but --engine-auth-data (ECS_ENGINE_AUTH_DATA) is not"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--engine-auth-data (ECS_ENGINE_AUTH_DATA) is set but --engine-auth-type (ECS_ENGINE_AUTH_TYPE) is not: docker or dockercfg"
+            ),
+        }
+    }
 }
 
 fn credentials(a: &AgentArgs) -> anyhow::Result<Option<berth_ecs_client::Credentials>> {
@@ -77,6 +109,7 @@ pub fn limit_malloc_arenas() {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
+    let engine_auth = a.engine_auth.resolve()?;
     let cleanup_ns = crate::parse::parse_duration(&a.task_cleanup_wait)?;
     let attributes =
         berth_agent::resources::parse_attributes(&a.attributes).map_err(|e| anyhow::anyhow!(e))?;
@@ -125,6 +158,7 @@ pub async fn run(a: AgentArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
             task_cleanup_wait: Duration::from_nanos(cleanup_ns),
             task_network_subnet: a.task_network_subnet.clone(),
             image_pull: a.image_pull_behavior,
+            engine_auth,
             ..Default::default()
         },
     };

@@ -49,10 +49,13 @@ pub struct UpArgs {
     /// falling back to a cached image), always, once.
     #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "prefer-cached")]
     pub image_pull_behavior: berth_agent::ImagePullBehavior,
+    #[command(flatten)]
+    pub engine_auth: crate::agent::EngineAuthArgs,
 }
 
 /// Runs server, agent and engine until SIGINT/SIGTERM.
 pub async fn up(a: UpArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
+    let engine_auth = a.engine_auth.resolve()?;
     let cleanup_ns = crate::parse::parse_duration(&a.task_cleanup_wait)?;
     let attributes =
         berth_agent::resources::parse_attributes(&a.attributes).map_err(|e| anyhow::anyhow!(e))?;
@@ -141,6 +144,7 @@ pub async fn up(a: UpArgs, host: &str, root: &Path) -> anyhow::Result<i32> {
         runner: berth_agent::RunnerConfig {
             task_cleanup_wait: Duration::from_nanos(cleanup_ns),
             image_pull: a.image_pull_behavior,
+            engine_auth,
             ..Default::default()
         },
     };

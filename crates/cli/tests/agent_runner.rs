@@ -665,3 +665,100 @@ fn the_agent_pulls_a_missing_task_image_once_for_all_tasks_needing_it() {
     let pulls = events.lines().filter(|l| l.contains(&image)).count();
     assert_eq!(pulls, 1, "two tasks, one pull: {events}");
 }
+
+/// Logs `e`'s CLI in to `server` with its own Docker config dir `config`.
+fn login(e: &TestEngine, config: &std::path::Path, server: &str, user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = e
+        .cmd()
+        .env("DOCKER_CONFIG", config)
+        .args(["login", "-u", user, "--password-stdin", server])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn private_registry_images_pull_with_the_ecs_engine_auth_logins() {
+    let reg = registry_support::TestRegistry::start(&["--auth", "alice:s3cret"]);
+    let e = TestEngine::start();
+    e.import_busybox("bb");
+    let image = format!("{}/private/app:1", reg.addr);
+    let config_dir = e.root.join("docker-config");
+    login(&e, &config_dir, &reg.addr, "alice", "s3cret");
+    e.ok(&["tag", "bb", &image]);
+    let pushed = e
+        .cmd()
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["push", "-q", &image])
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "{pushed:?}");
+    e.ok(&["rmi", &image]);
+    let task = |family: &str| {
+        assignment(
+            family,
+            None,
+            json!([{"name": "app", "image": image, "command": ["sh", "-c", "exit 7"]}]),
+            json!([]),
+            vec![],
+        )
+    };
+    let docker_logins = format!(
+        r#"{{"{}": {{"username": "alice", "password": "s3cret", "email": ""}}}}"#,
+        reg.addr
+    );
+    block_on(async {
+        // No login for that registry: the pull is refused and the task fails to start.
+        let (r, mut rx, _md) = runner(&e, config()).await;
+        let t = task("nologin");
+        r.apply(t.clone());
+        let failed = wait_for(
+            &mut rx,
+            &t.task.task_arn,
+            "STOPPED",
+            Duration::from_secs(30),
+            |r| status(r) == "STOPPED",
+        )
+        .await;
+        assert_eq!(failed.stop_code.as_deref(), Some("TaskFailedToStart"));
+        let reason = container(&failed, "app").reason.clone().unwrap_or_default();
+        assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
+        assert!(reason.to_lowercase().contains("unauthorized"), "{reason}");
+        drop(r);
+
+        // ECS_ENGINE_AUTH_TYPE=docker + ECS_ENGINE_AUTH_DATA: pulled and run.
+        let logins =
+            berth_agent::EngineAuth::parse(berth_agent::EngineAuthType::Docker, &docker_logins)
+                .unwrap();
+        let config = RunnerConfig {
+            engine_auth: Some(Arc::new(logins)),
+            ..config()
+        };
+        let (r, mut rx, _md) = runner(&e, config).await;
+        let t = task("withlogin");
+        r.apply(t.clone());
+        let done = wait_for(
+            &mut rx,
+            &t.task.task_arn,
+            "STOPPED",
+            Duration::from_secs(30),
+            |r| status(r) == "STOPPED",
+        )
+        .await;
+        assert_eq!(container(&done, "app").exit_code, Some(7), "{done:#?}");
+        drop(r);
+    });
+    assert_eq!(e.inspect(&image, "{{.Id}}"), e.inspect("bb", "{{.Id}}"));
+}

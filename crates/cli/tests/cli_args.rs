@@ -130,3 +130,33 @@ fn save_refuses_a_terminal_only_when_stdout_is_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
 }
+
+#[test]
+fn bad_engine_auth_settings_are_named_before_the_agent_starts() {
+    let server = ["agent", "--server", "http://127.0.0.1:9", "--cluster", "c"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--engine-auth-type", "basic"], "docker or dockercfg"),
+        (&["--engine-auth-data", "{}"], "--engine-auth-type"),
+        (&["--engine-auth-type", "docker"], "--engine-auth-data"),
+        (
+            &["--engine-auth-type", "docker", "--engine-auth-data", "{bad"],
+            "not a JSON object",
+        ),
+        (
+            &[
+                "--engine-auth-type",
+                "dockercfg",
+                "--engine-auth-data",
+                r#"{"r.example": {"auth": "%%"}}"#,
+            ],
+            "r.example.auth is not base64",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = server.iter().chain(extra.iter()).copied().collect();
+        let out = berth(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -8,8 +8,9 @@
 //! - `always`: pull every time; a failed pull fails the task.
 //! - `once`: pull the first time this agent needs the image, then use the cached one.
 //!
-//! Pulls go through the engine (`POST /images/create`) with the login Docker's config file
-//! holds for the image's registry (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`,
+//! Pulls go through the engine (`POST /images/create`) with the login the agent was given for
+//! the image's registry (`ECS_ENGINE_AUTH_TYPE`/`ECS_ENGINE_AUTH_DATA`, see
+//! [`super::engine_auth`]), else the one Docker's config file holds for it (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`,
 //! written by `berth login`/`docker login`). Tasks needing the same image share one pull.
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use berth_engine_client::EngineClient;
 use futures_util::StreamExt;
+
+use super::engine_auth::EngineAuth;
 
 /// When the agent pulls a task's image (`ECS_IMAGE_PULL_BEHAVIOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,6 +81,7 @@ impl Pulls {
 pub(crate) async fn ensure(
     engine: &EngineClient,
     behavior: ImagePullBehavior,
+    logins: Option<&EngineAuth>,
     pulls: &Pulls,
     image: &str,
 ) -> Result<String, String> {
@@ -96,7 +100,7 @@ pub(crate) async fn ensure(
     if !want_pull {
         return cached.ok_or_else(|| format!("CannotPullContainerError: no image {image}"));
     }
-    match pull(engine, image).await {
+    match pull(engine, logins, image).await {
         Ok(()) => {
             pulls.note_pulled(image);
             engine
@@ -115,9 +119,17 @@ pub(crate) async fn ensure(
     }
 }
 
-/// One pull through the engine, with the stored login for the image's registry.
-async fn pull(engine: &EngineClient, image: &str) -> Result<(), String> {
-    let auth = berth_distribution::credentials::header_for(image).map_err(|e| e.to_string())?;
+/// One pull through the engine, with the agent's login for the image's registry or else the
+/// one stored in Docker's config file.
+async fn pull(
+    engine: &EngineClient,
+    logins: Option<&EngineAuth>,
+    image: &str,
+) -> Result<(), String> {
+    let auth = match logins.and_then(|l| l.header_for(image)) {
+        Some(header) => Some(header),
+        None => berth_distribution::credentials::header_for(image).map_err(|e| e.to_string())?,
+    };
     let mut stream = engine
         .pull_image(image, auth.as_deref())
         .await

@@ -12,6 +12,7 @@
 //! the same engine adopts them (nothing is started twice).
 
 pub mod deps;
+pub mod engine_auth;
 pub mod images;
 pub mod spec;
 pub mod state;
@@ -51,6 +52,9 @@ pub struct RunnerConfig {
     pub cluster: Option<String>,
     /// When task images are pulled (`ECS_IMAGE_PULL_BEHAVIOR`).
     pub image_pull: images::ImagePullBehavior,
+    /// Registry logins given to the agent (`ECS_ENGINE_AUTH_TYPE`/`ECS_ENGINE_AUTH_DATA`),
+    /// tried before Docker's config file.
+    pub engine_auth: Option<std::sync::Arc<engine_auth::EngineAuth>>,
 }
 
 impl Default for RunnerConfig {
@@ -61,6 +65,7 @@ impl Default for RunnerConfig {
             task_network_subnet: None,
             cluster: None,
             image_pull: Default::default(),
+            engine_auth: None,
         }
     }
 }

@@ -370,10 +370,11 @@ impl Run {
         images.sort();
         images.dedup();
         let (engine, behavior) = (&self.sh.engine, self.sh.config.image_pull);
+        let logins = self.sh.config.engine_auth.as_deref();
         let found = join_all(
             images
                 .iter()
-                .map(|i| images::ensure(engine, behavior, &self.sh.pulls, i)),
+                .map(|i| images::ensure(engine, behavior, logins, &self.sh.pulls, i)),
         )
         .await;
         self.view.pull_stopped_at = Some(epoch(Utc::now()));
