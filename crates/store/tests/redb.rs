@@ -303,16 +303,14 @@ async fn crash_child(dir: &str, round: u32) {
     // replayed on the next open), a log of 64 KiB (checkpoints and restarts of the log every
     // few batches, so a kill also lands during a checkpoint or right after a restart, with an
     // older cycle's records behind the tail), and no log (durable redb commits).
+    let base = crash_options();
     let options = match round % 3 {
-        0 => RedbOptions::default(),
+        0 => base,
         1 => RedbOptions {
             wal_max_bytes: 64 * 1024,
-            ..RedbOptions::default()
+            ..base
         },
-        _ => RedbOptions {
-            wal: false,
-            ..RedbOptions::default()
-        },
+        _ => RedbOptions { wal: false, ..base },
     };
     let store = Arc::new(RedbStore::open_with(dir, options).unwrap());
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
@@ -347,6 +345,15 @@ async fn crash_child(dir: &str, round: u32) {
     }
     for handle in handles {
         handle.await.unwrap();
+    }
+}
+
+/// The crash test's store options: the whole history is kept (no automatic compaction), so
+/// the parent can replay every revision of every round, however many the children wrote.
+fn crash_options() -> RedbOptions {
+    RedbOptions {
+        history_revisions: 0,
+        ..RedbOptions::default()
     }
 }
 
@@ -407,7 +414,7 @@ async fn sigkill_loses_no_acknowledged_write() {
             this_round += 1;
         }
         // Reopen and check every acknowledged write of every round so far.
-        let store = RedbStore::open(dir.path()).unwrap();
+        let store = RedbStore::open_with(dir.path(), crash_options()).unwrap();
         let current = store.revision().await.unwrap();
         for (key, revision) in &acknowledged {
             let kv = store
