@@ -689,6 +689,35 @@ fn login(e: &TestEngine, config: &std::path::Path, server: &str, user: &str, pas
     );
 }
 
+/// Runs one task of `image` (`sh -c "exit 7"`) on a new runner with `config`; its STOPPED
+/// report.
+async fn run_image_once(
+    e: &TestEngine,
+    image: &str,
+    family: &str,
+    config: RunnerConfig,
+) -> SubmitTaskStateChangeRequest {
+    let (r, mut rx, _md) = runner(e, config).await;
+    let t = assignment(
+        family,
+        None,
+        json!([{"name": "app", "image": image, "command": ["sh", "-c", "exit 7"]}]),
+        json!([]),
+        vec![],
+    );
+    r.apply(t.clone());
+    let stopped = wait_for(
+        &mut rx,
+        &t.task.task_arn,
+        "STOPPED",
+        Duration::from_secs(30),
+        |r| status(r) == "STOPPED",
+    )
+    .await;
+    drop(r);
+    stopped
+}
+
 #[test]
 fn private_registry_images_pull_with_the_ecs_engine_auth_logins() {
     let reg = registry_support::TestRegistry::start(&["--auth", "alice:s3cret"]);
@@ -706,59 +735,28 @@ fn private_registry_images_pull_with_the_ecs_engine_auth_logins() {
         .unwrap();
     assert!(pushed.status.success(), "{pushed:?}");
     e.ok(&["rmi", &image]);
-    let task = |family: &str| {
-        assignment(
-            family,
-            None,
-            json!([{"name": "app", "image": image, "command": ["sh", "-c", "exit 7"]}]),
-            json!([]),
-            vec![],
-        )
-    };
     let docker_logins = format!(
         r#"{{"{}": {{"username": "alice", "password": "s3cret", "email": ""}}}}"#,
         reg.addr
     );
     block_on(async {
         // No login for that registry: the pull is refused and the task fails to start.
-        let (r, mut rx, _md) = runner(&e, config()).await;
-        let t = task("nologin");
-        r.apply(t.clone());
-        let failed = wait_for(
-            &mut rx,
-            &t.task.task_arn,
-            "STOPPED",
-            Duration::from_secs(30),
-            |r| status(r) == "STOPPED",
-        )
-        .await;
+        let failed = run_image_once(&e, &image, "nologin", config()).await;
         assert_eq!(failed.stop_code.as_deref(), Some("TaskFailedToStart"));
         let reason = container(&failed, "app").reason.clone().unwrap_or_default();
         assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
         assert!(reason.to_lowercase().contains("unauthorized"), "{reason}");
-        drop(r);
 
         // ECS_ENGINE_AUTH_TYPE=docker + ECS_ENGINE_AUTH_DATA: pulled and run.
         let logins =
             berth_agent::EngineAuth::parse(berth_agent::EngineAuthType::Docker, &docker_logins)
                 .unwrap();
-        let config = RunnerConfig {
+        let with_logins = RunnerConfig {
             engine_auth: Some(Arc::new(logins)),
             ..config()
         };
-        let (r, mut rx, _md) = runner(&e, config).await;
-        let t = task("withlogin");
-        r.apply(t.clone());
-        let done = wait_for(
-            &mut rx,
-            &t.task.task_arn,
-            "STOPPED",
-            Duration::from_secs(30),
-            |r| status(r) == "STOPPED",
-        )
-        .await;
+        let done = run_image_once(&e, &image, "withlogin", with_logins).await;
         assert_eq!(container(&done, "app").exit_code, Some(7), "{done:#?}");
-        drop(r);
     });
     assert_eq!(e.inspect(&image, "{{.Id}}"), e.inspect("bb", "{{.Id}}"));
 }

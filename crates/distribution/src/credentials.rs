@@ -87,6 +87,16 @@ impl Credentials {
     }
 }
 
+/// Decodes an `auth` field of Docker's config formats (base64 of `user:password`) into the
+/// user and password; a value without `:` is a user with an empty password. None when it is
+/// not base64.
+pub fn decode_auth_field(auth: &str) -> Option<(String, String)> {
+    let raw = decode_any(auth.trim())?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (u, p) = text.split_once(':').unwrap_or((&text, ""));
+    Some((u.to_string(), p.to_string()))
+}
+
 fn decode_any(s: &str) -> Option<Vec<u8>> {
     URL_SAFE
         .decode(s)
@@ -187,17 +197,15 @@ pub fn load(path: &Path, server: &str) -> Result<Option<Credentials>, Distributi
             continue;
         }
         if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-            let raw = decode_any(auth).ok_or_else(|| {
+            let (username, password) = decode_auth_field(auth).ok_or_else(|| {
                 DistributionError::Invalid(format!(
                     "{}: auths.{key}.auth is not base64; run berth login again",
                     path.display()
                 ))
             })?;
-            let s = String::from_utf8_lossy(&raw).into_owned();
-            let (u, p) = s.split_once(':').unwrap_or((&s, ""));
             return Ok(Some(Credentials {
-                username: u.to_string(),
-                password: p.to_string(),
+                username,
+                password,
                 serveraddress: key.clone(),
                 identitytoken: entry
                     .get("identitytoken")

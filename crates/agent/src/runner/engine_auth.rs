@@ -12,9 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use base64::Engine as _;
-use berth_distribution::credentials::Credentials;
+use berth_distribution::credentials::{decode_auth_field, Credentials};
 use berth_distribution::endpoint::{auth_key, normalize_server};
 
 /// The format of `ECS_ENGINE_AUTH_DATA`.
@@ -75,22 +73,14 @@ impl EngineAuth {
             }
             let (username, password) = match kind {
                 EngineAuthType::Docker => (field("username")?, field("password")?),
-                EngineAuthType::Dockercfg => {
-                    let auth = field("auth")?;
-                    let raw = STANDARD
-                        .decode(auth.trim())
-                        .or_else(|_| URL_SAFE.decode(auth.trim()))
-                        .map_err(|_| format!("{what}: {registry}.auth is not base64"))?;
-                    let text = String::from_utf8(raw)
-                        .map_err(|_| format!("{what}: {registry}.auth is not user:password"))?;
-                    let (u, p) = text
-                        .split_once(':')
-                        .ok_or_else(|| format!("{what}: {registry}.auth is not user:password"))?;
-                    (u.to_string(), p.to_string())
-                }
+                EngineAuthType::Dockercfg => decode_auth_field(&field("auth")?)
+                    .ok_or_else(|| format!("{what}: {registry}.auth is not base64"))?,
             };
             if username.is_empty() {
                 return Err(format!("{what}: {registry} has no user name"));
+            }
+            if password.is_empty() {
+                return Err(format!("{what}: {registry} has no password"));
             }
             let server = normalize_server(registry);
             logins.push((
@@ -120,6 +110,8 @@ impl EngineAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
 
     fn decoded(header: &str) -> Credentials {
         Credentials::from_header(header).unwrap()
@@ -173,7 +165,7 @@ mod tests {
             EngineAuthType::Dockercfg,
             &format!(r#"{{"r": {{"auth": "{no_colon}"}}}}"#)
         )
-        .contains("not user:password"));
+        .contains("r has no password"));
         assert!("basic"
             .parse::<EngineAuthType>()
             .unwrap_err()

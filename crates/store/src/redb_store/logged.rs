@@ -221,9 +221,14 @@ pub(super) fn durable_commit(shared: &Shared) -> Result<(), StoreError> {
 impl Writer {
     /// Takes the applier's report of a finished job (with `block`, waits for a running one).
     pub(super) fn collect(&mut self, shared: &Shared, block: bool) {
-        let Some(done) = self.applier.as_mut().and_then(|a| a.finished(block)) else {
-            return;
-        };
+        if let Some(done) = self.applier.as_mut().and_then(|a| a.finished(block)) {
+            self.absorb(shared, done);
+        }
+    }
+
+    /// Records what a finished job did: applied records leave the overlay; a checkpoint ends
+    /// (or is retried later).
+    fn absorb(&mut self, shared: &Shared, done: Done) {
         match done {
             Done::Applied(Ok((revision, compacted)), (lsn, last_revision)) => {
                 self.stored_revision = revision;
@@ -249,6 +254,15 @@ impl Writer {
         }
     }
 
+    /// The job applying the overlay's oldest records.
+    fn apply_job(&self) -> Job {
+        Job::Apply {
+            records: self.overlay.oldest(APPLY_RECORDS),
+            revision: self.stored_revision,
+            compacted: self.stored_compacted,
+        }
+    }
+
     /// Gives the applier its next job when it is free: applying the records a checkpoint
     /// needs, the checkpoint itself, or the overlay's records once the oldest has waited
     /// [`RedbOptions::apply_delay`]. With `idle` (no writes for a while), a non-empty log is
@@ -267,26 +281,23 @@ impl Writer {
             applier.checkpoint_through = Some(wal.next_lsn() - 1);
             wal.switch();
         }
-        let apply = |overlay: &Overlay| Job::Apply {
-            records: overlay.oldest(APPLY_RECORDS),
-            revision: self.stored_revision,
-            compacted: self.stored_compacted,
-        };
-        if let Some(through) = applier.checkpoint_through {
-            if self.overlay.oldest_lsn().is_some_and(|lsn| lsn <= through) {
-                applier.send(apply(&self.overlay));
-            } else if applier.retry_at.is_none_or(|at| Instant::now() >= at) {
-                applier.send(Job::Checkpoint);
+        let job = match applier.checkpoint_through {
+            Some(through) if self.overlay.oldest_lsn().is_some_and(|lsn| lsn <= through) => {
+                Some(self.apply_job())
             }
-            return;
-        }
-        if self.overlay.len() >= APPLY_RECORDS
-            || self
-                .overlay
-                .oldest_age()
-                .is_some_and(|age| age >= shared.options.apply_delay)
-        {
-            applier.send(apply(&self.overlay));
+            Some(_) => applier
+                .retry_at
+                .is_none_or(|at| Instant::now() >= at)
+                .then_some(Job::Checkpoint),
+            None => (self.overlay.len() >= APPLY_RECORDS
+                || self
+                    .overlay
+                    .oldest_age()
+                    .is_some_and(|age| age >= shared.options.apply_delay))
+            .then(|| self.apply_job()),
+        };
+        if let (Some(job), Some(applier)) = (job, self.applier.as_mut()) {
+            applier.send(job);
         }
     }
 
@@ -313,27 +324,9 @@ impl Writer {
     /// Applies every overlay record to redb on this thread (closing: the applier is idle).
     pub(super) fn apply_all_now(&mut self, shared: &Shared) {
         while !self.overlay.is_empty() && self.failed.is_none() {
-            let records = self.overlay.oldest(APPLY_RECORDS);
-            let done = run_job(
-                shared,
-                Job::Apply {
-                    records,
-                    revision: self.stored_revision,
-                    compacted: self.stored_compacted,
-                },
-            );
-            if let Done::Applied(result, (lsn, revision)) = done {
-                match result {
-                    Ok((r, c)) => {
-                        self.stored_revision = r;
-                        self.stored_compacted = c;
-                        self.overlay.applied(lsn, revision);
-                    }
-                    Err(e) => self.failed = Some(e),
-                }
-            }
+            let done = run_job(shared, self.apply_job());
+            self.absorb(shared, done);
         }
-        shared.publish_overlay(&self.overlay);
     }
 }
 
