@@ -1,5 +1,5 @@
 //! Measures write latency at a steady rate, the store's share of RunTask's p99: each write
-//! is one transaction shaped like a RunTask (a new ~3 KiB task record, the container
+//! is one transaction shaped like a RunTask (a new ~3 KiB task record under a random id, the container
 //! instance's ~2 KiB record and the cluster's ~1 KiB record rewritten), issued open-loop at
 //! RATE per second for SECONDS into a fresh store; prints p50/p99/p99.9/max and how many
 //! writes took longer than 10 ms, so stalls (checkpoints) show.
@@ -38,9 +38,33 @@ fn written_bytes() -> u64 {
         * 512
 }
 
+/// A JSON record of `len` bytes shaped like the server's (ARNs with random ids, field names
+/// repeated), which compresses about as well as a real task record (~4x).
 fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
-    let mut v = format!("{{\"{tag}\":{n}}}").into_bytes();
-    v.resize(len, b'x');
+    use std::fmt::Write;
+    let mut seed = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = format!("{{\"{tag}\":{n},\"items\":[");
+    while out.len() < len {
+        let _ = write!(
+            out,
+            "{{\"arn\":\"arn:aws:ecs:us-east-1:123456789012:{tag}/demo/{:016x}{:016x}\",\"name\":\"c{:08x}\",\"status\":\"RUNNING\",\"cpu\":{},\"memory\":{},\"createdAt\":{}.{:03}}},",
+            next(),
+            next(),
+            next() as u32,
+            next() % 4096,
+            next() % 8192,
+            1_700_000_000 + next() % 1_000_000,
+            next() % 1000
+        );
+    }
+    let mut v = out.into_bytes();
+    v.truncate(len);
     v
 }
 
@@ -92,7 +116,7 @@ async fn main() {
             let t0 = Instant::now();
             let txn = Txn::new()
                 .and_then(Op::put(
-                    format!("tasks/demo/{n:012}"),
+                    format!("tasks/demo/{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                     value("task", n, size(3072)),
                 ))
                 .and_then(Op::put(

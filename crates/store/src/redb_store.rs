@@ -54,12 +54,16 @@ use crate::overlay::{merge_one, merge_range, Overlay};
 use crate::wal::Wal;
 
 mod logged;
+mod records;
 
 use crate::{
     EventKind, KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn,
     TxnResponse, WatchEvent, WatchStream,
 };
 use logged::{apply_batch_logged, Applier, LayeredSpace};
+use records::{
+    decode_event, decode_event_under, decode_kv, encode_event, encode_kv, push_sized, Reader,
+};
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const HISTORY: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("history");
@@ -390,135 +394,6 @@ fn read_counters(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encoding
-
-fn encode_kv_fields(out: &mut Vec<u8>, kv: &KeyValue) {
-    out.extend_from_slice(&kv.create_revision.to_le_bytes());
-    out.extend_from_slice(&kv.mod_revision.to_le_bytes());
-    out.extend_from_slice(&kv.version.to_le_bytes());
-}
-
-/// A key's record: create revision, mod revision, version, value.
-fn encode_kv(kv: &KeyValue) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + kv.value.len());
-    encode_kv_fields(&mut out, kv);
-    out.extend_from_slice(&kv.value);
-    out
-}
-
-fn corrupt() -> StoreError {
-    StoreError::Backend("store file holds a malformed record".into())
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.0.len() < n {
-            return Err(corrupt());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i64(&mut self) -> Result<i64, StoreError> {
-        Ok(i64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| corrupt())?,
-        ))
-    }
-
-    fn u32(&mut self) -> Result<u32, StoreError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| corrupt())?,
-        ))
-    }
-
-    fn u8(&mut self) -> Result<u8, StoreError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn sized(&mut self) -> Result<&'a [u8], StoreError> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    fn kv(&mut self, key: &str, value: &[u8]) -> Result<KeyValue, StoreError> {
-        Ok(KeyValue {
-            key: key.to_string(),
-            create_revision: self.i64()?,
-            mod_revision: self.i64()?,
-            version: self.i64()?,
-            value: value.to_vec(),
-        })
-    }
-}
-
-fn decode_kv(key: &str, bytes: &[u8]) -> Result<KeyValue, StoreError> {
-    let mut reader = Reader(bytes);
-    let mut kv = reader.kv(key, &[])?;
-    kv.value = reader.0.to_vec();
-    Ok(kv)
-}
-
-fn push_sized(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// A history record: kind, key, the new fields and value, then the previous fields and value
-/// if there was a previous value (same key).
-fn encode_event(event: &WatchEvent) -> Vec<u8> {
-    let prev_len = event.prev_kv.as_ref().map_or(0, |p| p.value.len() + 28);
-    let mut out = Vec::with_capacity(40 + event.kv.key.len() + event.kv.value.len() + prev_len);
-    out.push(match event.kind {
-        EventKind::Put => 0,
-        EventKind::Delete => 1,
-    });
-    push_sized(&mut out, event.kv.key.as_bytes());
-    encode_kv_fields(&mut out, &event.kv);
-    push_sized(&mut out, &event.kv.value);
-    match &event.prev_kv {
-        None => out.push(0),
-        Some(prev) => {
-            out.push(1);
-            encode_kv_fields(&mut out, prev);
-            push_sized(&mut out, &prev.value);
-        }
-    }
-    out
-}
-
-/// The key of a history record, without decoding the rest.
-fn event_key(bytes: &[u8]) -> Result<&str, StoreError> {
-    let mut reader = Reader(bytes);
-    reader.u8()?;
-    std::str::from_utf8(reader.sized()?).map_err(|_| corrupt())
-}
-
-fn decode_event(bytes: &[u8]) -> Result<WatchEvent, StoreError> {
-    let mut reader = Reader(bytes);
-    let kind = match reader.u8()? {
-        0 => EventKind::Put,
-        1 => EventKind::Delete,
-        _ => return Err(corrupt()),
-    };
-    let key = std::str::from_utf8(reader.sized()?).map_err(|_| corrupt())?;
-    let mut kv = reader.kv(key, &[])?;
-    kv.value = reader.sized()?.to_vec();
-    let prev_kv = match reader.u8()? {
-        0 => None,
-        1 => {
-            let mut prev = reader.kv(key, &[])?;
-            prev.value = reader.sized()?.to_vec();
-            Some(prev)
-        }
-        _ => return Err(corrupt()),
-    };
-    Ok(WatchEvent { kind, kv, prev_kv })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Key spaces over redb tables
 
 fn storage(e: impl Display) -> StoreError {
@@ -690,8 +565,8 @@ impl Shared {
             }
             continue_from = revision + 1;
             let bytes = value.value();
-            if event_key(bytes)?.starts_with(prefix) {
-                events.push(decode_event(bytes)?);
+            if let Some(event) = decode_event_under(bytes, prefix)? {
+                events.push(event);
             }
         }
         // Past redb's history: the revisions still in the overlay, in order.
@@ -1261,41 +1136,6 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_round_trip() {
-        let kv = KeyValue {
-            key: "a/b".into(),
-            value: b"new".to_vec(),
-            create_revision: 3,
-            mod_revision: 9,
-            version: 4,
-        };
-        let prev = KeyValue {
-            value: b"old".to_vec(),
-            mod_revision: 7,
-            version: 3,
-            ..kv.clone()
-        };
-        for event in [
-            WatchEvent {
-                kind: EventKind::Put,
-                kv: kv.clone(),
-                prev_kv: Some(prev.clone()),
-            },
-            WatchEvent {
-                kind: EventKind::Delete,
-                kv: kv.clone(),
-                prev_kv: None,
-            },
-        ] {
-            let bytes = encode_event(&event);
-            assert_eq!(event_key(&bytes).unwrap(), "a/b");
-            assert_eq!(decode_event(&bytes).unwrap(), event);
-        }
-        assert_eq!(decode_kv("a/b", &encode_kv(&kv)).unwrap(), kv);
-        assert!(decode_event(&[1, 200]).is_err());
-    }
 
     #[test]
     fn read_only_txns_are_recognised() {
