@@ -1,7 +1,8 @@
 //! Measures write latency at a steady rate, the store's share of RunTask's p99: each write
 //! is one transaction shaped like a RunTask (a new ~3 KiB task record under a random id, the container
 //! instance's ~2 KiB record and the cluster's ~1 KiB record rewritten), issued open-loop at
-//! RATE per second for SECONDS into a fresh store; prints p50/p99/p99.9/max and how many
+//! RATE per second for SECONDS into a store warmed up by WARMUP writes (default 40,000, written
+//! as fast as it takes them and not measured: a running store's files have grown already); prints p50/p99/p99.9/max and how many
 //! writes took longer than 10 ms, so stalls (checkpoints) show.
 //!
 //! `cargo run --release -p berth-store --example write_latency -- DIR`
@@ -68,6 +69,22 @@ fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// One RunTask-shaped transaction: task `n`'s new record, its container instance's and the
+/// cluster's records rewritten (record sizes in `scale` percent).
+fn runtask_txn(n: u64, scale: usize) -> Txn {
+    let size = |len: usize| len * scale / 100;
+    Txn::new()
+        .and_then(Op::put(
+            format!("tasks/demo/{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            value("task", n, size(3072)),
+        ))
+        .and_then(Op::put(
+            format!("instances/demo/{:03}", n % 100),
+            value("instance", n, size(2048)),
+        ))
+        .and_then(Op::put("clusters/demo", value("cluster", n, 1024)))
+}
+
 #[tokio::main]
 async fn main() {
     let dir = std::env::args().nth(1).expect("usage: write_latency DIR");
@@ -102,6 +119,22 @@ async fn main() {
         options.apply_delay
     );
     let store = Arc::new(RedbStore::open_with(&dir, options).expect("open store"));
+    // Warm-up: the first writes grow the log files and redb's file, which a running store
+    // has done long ago; they are written as fast as the store takes them and not measured.
+    let warmup: u64 = env_or("WARMUP", 40_000);
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..64 {
+        let store = store.clone();
+        writers.spawn(async move {
+            for n in (w..warmup).step_by(64) {
+                store
+                    .txn(runtask_txn(u64::MAX - n, 100))
+                    .await
+                    .expect("write");
+            }
+        });
+    }
+    writers.join_all().await;
     let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * seconds) as usize)));
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -111,19 +144,9 @@ async fn main() {
     for n in 0..rate * seconds {
         tick.tick().await;
         let (store, latencies) = (store.clone(), latencies.clone());
-        let size = move |len: usize| len * scale / 100;
         handles.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let txn = Txn::new()
-                .and_then(Op::put(
-                    format!("tasks/demo/{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                    value("task", n, size(3072)),
-                ))
-                .and_then(Op::put(
-                    format!("instances/demo/{:03}", n % 100),
-                    value("instance", n, size(2048)),
-                ))
-                .and_then(Op::put("clusters/demo", value("cluster", n, 1024)));
+            let txn = runtask_txn(n, scale);
             store.txn(txn).await.expect("write");
             latencies.lock().unwrap().push(t0.elapsed());
         }));
