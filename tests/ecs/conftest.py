@@ -166,8 +166,9 @@ class BerthServer:
         return sec["aws_access_key_id"], sec["aws_secret_access_key"]
 
     def client(self, *, region: str = REGION, access_key: str | None = None,
-               secret_key: str | None = None, unsigned: bool = False):
-        """A boto3 ECS client for this server; no retries so every error is seen as sent."""
+               secret_key: str | None = None, unsigned: bool = False, service: str = "ecs"):
+        """A boto3 client of `service` (ECS, or Secrets Manager) for this server; no retries
+        so every error is seen as sent."""
         cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10,
                      read_timeout=60)
         if unsigned:
@@ -181,7 +182,7 @@ class BerthServer:
         session = boto3.session.Session(
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
         )
-        return session.client("ecs", endpoint_url=self.url, config=cfg)
+        return session.client(service, endpoint_url=self.url, config=cfg)
 
     def cli_env(self, **extra: str) -> dict:
         env = dict(os.environ)

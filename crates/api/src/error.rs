@@ -33,6 +33,13 @@ pub enum EcsError {
     Conflict(String),
     #[error("{0}")]
     AccessDenied(String),
+    /// Secrets Manager: the request is not valid for the resource's state (a secret marked
+    /// for deletion).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Secrets Manager: a resource with that name exists.
+    #[error("{0}")]
+    ResourceExists(String),
     #[error("{0}")]
     UnsupportedFeature(String),
     /// The request body is not the JSON the operation takes.
@@ -73,6 +80,8 @@ impl EcsError {
             EcsError::UpdateInProgress(_) => "UpdateInProgressException",
             EcsError::Conflict(_) => "ConflictException",
             EcsError::AccessDenied(_) => "AccessDeniedException",
+            EcsError::InvalidRequest(_) => "InvalidRequestException",
+            EcsError::ResourceExists(_) => "ResourceExistsException",
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::Serialization(_) => "SerializationException",
             EcsError::UnknownOperation(_) => "UnknownOperationException",

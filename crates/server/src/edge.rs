@@ -1,4 +1,4 @@
-//! The API edge: AWS JSON 1.1 over HTTP. Parses the target and body into a typed request,
+//! The API edge: AWS JSON 1.1 over HTTP (ECS, and Secrets Manager's `secretsmanager.` targets). Parses the target and body into a typed request,
 //! authenticates, calls the core and renders the response or the ECS error. Also the agent
 //! channel's HTTP side (`GET /v1/agent/watch`: authentication, query parameters, the streamed
 //! response; the channel itself is `crate::channel`). No business logic lives here.
@@ -183,8 +183,14 @@ async fn call(app: &App, parts: &Parts, body: &[u8]) -> Result<Vec<u8>, EcsError
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let op = Operation::from_target(target)
-        .ok_or_else(|| EcsError::UnknownOperation(format!("unknown operation `{target}`")))?;
+    let secrets_op = target.strip_prefix(crate::ops::SECRETS_TARGET_PREFIX);
+    let op =
+        match secrets_op {
+            Some(_) => None,
+            None => Some(Operation::from_target(target).ok_or_else(|| {
+                EcsError::UnknownOperation(format!("unknown operation `{target}`"))
+            })?),
+        };
     let region =
         authenticate(&app.auth, parts, body)?.unwrap_or_else(|| app.default_region.clone());
     let endpoint = headers
@@ -194,6 +200,10 @@ async fn call(app: &App, parts: &Parts, body: &[u8]) -> Result<Vec<u8>, EcsError
         .unwrap_or_else(|| app.endpoint.clone());
     let ctx = Ctx { region, endpoint };
     let c = &app.core;
+    let Some(op) = op else {
+        let op = secrets_op.unwrap_or_default();
+        return render(c.secrets_manager(&ctx, op, body).await?);
+    };
     macro_rules! route {
         ($method:ident) => {
             render(c.$method(&ctx, parse(body)?).await?)

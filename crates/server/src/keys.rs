@@ -78,6 +78,12 @@ pub fn last_segment(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 
+/// `secrets/NAME`: a Secrets Manager secret.
+pub fn secret(name: &str) -> String {
+    format!("secrets/{name}")
+}
+pub const SECRETS: &str = "secrets/";
+
 #[cfg(test)]
 mod tests {
     use super::*;

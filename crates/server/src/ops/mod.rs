@@ -5,7 +5,10 @@ mod agent;
 mod attributes;
 mod clusters;
 mod instances;
+mod secrets;
 mod settings;
 mod tags;
 mod taskdefs;
 mod tasks;
+
+pub use secrets::TARGET_PREFIX as SECRETS_TARGET_PREFIX;
