@@ -243,3 +243,32 @@ def test_aws_cli_run_and_wait(fleet):
     fleet.server.aws_raw("wait", "tasks-stopped", "--cluster", fleet.cluster, "--tasks", arn)
     got = fleet.server.aws("describe-tasks", "--cluster", fleet.cluster, "--tasks", arn)
     assert got["tasks"][0]["containers"][0]["exitCode"] == 0
+
+
+def test_secrets_become_environment_variables(fleet):
+    sm = fleet.server.client(service="secretsmanager")
+    plain = sm.create_secret(Name=h.uid("plain"), SecretString="s3cr3t value")["ARN"]
+    login = sm.create_secret(Name=h.uid("login"),
+                             SecretString='{"username": "app", "password": "pw-1"}')["ARN"]
+    td = register(fleet.ecs, [{"name": "app", "command": [
+        "sh", "-c", '[ "$PLAIN" = "s3cr3t value" ] && [ "$USER_NAME" = app ] && [ "$PASS" = pw-1 ]'
+                    ' || { echo "got: $PLAIN/$USER_NAME/$PASS"; exit 9; }'],
+        "secrets": [{"name": "PLAIN", "valueFrom": plain},
+                    {"name": "USER_NAME", "valueFrom": f"{login}:username::"},
+                    {"name": "PASS", "valueFrom": f"{login}:password:AWSCURRENT:"}]}])
+    [t] = wait(fleet, run(fleet, td), "stopped")
+    assert t["containers"][0]["exitCode"] == 0, json.dumps(t, default=str)
+
+    # A secret that is not there: the task fails to start, saying which secret and why.
+    missing = plain.replace(":secret:", ":secret:nope-")
+    td = register(fleet.ecs, [{"name": "app", "command": ["true"],
+                               "secrets": [{"name": "X", "valueFrom": missing}]}])
+    [t] = wait(fleet, run(fleet, td), "stopped")
+    assert t["stopCode"] == "TaskFailedToStart", t
+    assert "ResourceInitializationError" in t["stoppedReason"], t["stoppedReason"]
+    assert "secret X" in t["stoppedReason"] and "find the specified secret" in t["stoppedReason"]
+    # An SSM parameter name is refused with a message naming the reason.
+    td = register(fleet.ecs, [{"name": "app", "command": ["true"],
+                               "secrets": [{"name": "X", "valueFrom": "/my/param"}]}])
+    [t] = wait(fleet, run(fleet, td), "stopped")
+    assert "SSM" in t["stoppedReason"], t["stoppedReason"]

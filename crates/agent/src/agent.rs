@@ -67,6 +67,35 @@ fn save_state(dir: &std::path::Path, s: &State) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Task secrets are read with the agent's own credentials from the control plane's Secrets
+/// Manager API.
+impl crate::runner::secrets::SecretSource for EcsClient {
+    fn secret_string<'a>(
+        &'a self,
+        secret_id: &'a str,
+        version_stage: Option<&'a str>,
+        version_id: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let mut req = serde_json::json!({ "SecretId": secret_id });
+            if let Some(s) = version_stage {
+                req["VersionStage"] = s.into();
+            }
+            if let Some(v) = version_id {
+                req["VersionId"] = v.into();
+            }
+            let resp: serde_json::Value = self
+                .call_secrets_manager("GetSecretValue", &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.get("SecretString")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("secret {secret_id} has no string value"))
+        })
+    }
+}
+
 /// Reports go to `SubmitTaskStateChange`.
 struct EcsSink {
     client: EcsClient,
@@ -136,6 +165,9 @@ pub async fn run(
     runner_config
         .cluster
         .get_or_insert_with(|| config.cluster.clone());
+    runner_config
+        .secrets
+        .get_or_insert_with(|| Arc::new(client.clone()));
     let runner = Runner::new(
         engine.clone(),
         runner_config,

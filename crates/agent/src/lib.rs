@@ -24,6 +24,7 @@ pub use agent::{run, AgentConfig};
 pub use reporter::{ChannelSink, ReportSink, Reporter, SinkError};
 pub use runner::engine_auth::{EngineAuth, EngineAuthType};
 pub use runner::images::ImagePullBehavior;
+pub use runner::secrets::SecretSource;
 pub use runner::{Runner, RunnerConfig};
 
 /// What can go wrong in the agent.

@@ -1,4 +1,5 @@
-//! [`EcsClient`]: signed AWS JSON 1.1 calls and the agent channel over plain HTTP/1.1.
+//! [`EcsClient`]: signed AWS JSON 1.1 calls (ECS, and the Secrets Manager API the control plane
+//! also serves) and the agent channel over plain HTTP/1.1.
 
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
@@ -102,6 +103,7 @@ impl EcsClient {
         &self,
         req: &mut hyper::Request<Full<Bytes>>,
         body: &[u8],
+        service: &str,
     ) -> Result<(), EcsClientError> {
         use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
         use aws_sigv4::sign::v4;
@@ -119,7 +121,7 @@ impl EcsClient {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name("ecs")
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -149,8 +151,9 @@ impl EcsClient {
         &self,
         mut req: hyper::Request<Full<Bytes>>,
         body: &[u8],
+        service: &str,
     ) -> Result<hyper::Response<Incoming>, EcsClientError> {
-        self.sign(&mut req, body)?;
+        self.sign(&mut req, body, service)?;
         match tokio::time::timeout(CALL_TIMEOUT, self.http.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(EcsClientError::Transport(format!("{}: {e}", self.endpoint))),
@@ -167,14 +170,41 @@ impl EcsClient {
         operation: &str,
         request: &Req,
     ) -> Result<Resp, EcsClientError> {
+        self.call_target("ecs", &format!("{TARGET_PREFIX}{operation}"), request)
+            .await
+    }
+
+    /// Calls the Secrets Manager operation `operation` (e.g. `GetSecretValue`) the control
+    /// plane serves on the same endpoint.
+    pub async fn call_secrets_manager<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: &Req,
+    ) -> Result<Resp, EcsClientError> {
+        self.call_target(
+            "secretsmanager",
+            &format!("secretsmanager.{operation}"),
+            request,
+        )
+        .await
+    }
+
+    /// One AWS JSON 1.1 call of `target`, signed for `service`.
+    async fn call_target<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        service: &str,
+        target: &str,
+        request: &Req,
+    ) -> Result<Resp, EcsClientError> {
+        let operation = target.rsplit('.').next().unwrap_or(target);
         let body = serde_json::to_vec(request)
             .map_err(|e| EcsClientError::Config(format!("cannot encode {operation}: {e}")))?;
         let req = hyper::Request::post(format!("{}/", self.endpoint))
             .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
+            .header("x-amz-target", target)
             .body(Full::new(Bytes::from(body.clone())))
             .map_err(|e| EcsClientError::Config(format!("cannot build {operation}: {e}")))?;
-        let resp = self.send(req, &body).await?;
+        let resp = self.send(req, &body, service).await?;
         let status = resp.status().as_u16();
         let bytes = tokio::time::timeout(CALL_TIMEOUT, resp.into_body().collect())
             .await
@@ -204,7 +234,7 @@ impl EcsClient {
         let req = hyper::Request::get(uri)
             .body(Full::new(Bytes::new()))
             .map_err(|e| EcsClientError::Config(format!("cannot build the watch request: {e}")))?;
-        let resp = self.send(req, b"").await?;
+        let resp = self.send(req, b"", "ecs").await?;
         let status = resp.status().as_u16();
         if status != 200 {
             let bytes = resp

@@ -96,6 +96,22 @@ impl EngineAuth {
         Ok(EngineAuth { logins })
     }
 
+    /// The `X-Registry-Auth` value logging in to `image`'s registry as `username` (a task's
+    /// `repositoryCredentials`); None if `image` is not a valid reference.
+    pub fn header_for_login(image: &str, username: &str, password: &str) -> Option<String> {
+        let domain = berth_image::reference::Reference::parse(image).ok()?.domain;
+        let server = normalize_server(&domain);
+        Some(
+            Credentials {
+                username: username.to_string(),
+                password: password.to_string(),
+                serveraddress: auth_key(&server),
+                ..Credentials::default()
+            }
+            .to_header(),
+        )
+    }
+
     /// The `X-Registry-Auth` value for pulling `image`, when a login for its registry is here.
     pub fn header_for(&self, image: &str) -> Option<String> {
         let domain = berth_image::reference::Reference::parse(image).ok()?.domain;

@@ -8,7 +8,8 @@
 //! - `always`: pull every time; a failed pull fails the task.
 //! - `once`: pull the first time this agent needs the image, then use the cached one.
 //!
-//! Pulls go through the engine (`POST /images/create`) with the login the agent was given for
+//! Pulls go through the engine (`POST /images/create`) with the task's own login
+//! (`repositoryCredentials`, see [`super::secrets`]), else the login the agent was given for
 //! the image's registry (`ECS_ENGINE_AUTH_TYPE`/`ECS_ENGINE_AUTH_DATA`, see
 //! [`super::engine_auth`]), else the one Docker's config file holds for it (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`,
 //! written by `berth login`/`docker login`). Tasks needing the same image share one pull.
@@ -78,10 +79,13 @@ impl Pulls {
 
 /// Makes sure the engine has `image` as `behavior` says; returns its image id, or the
 /// `CannotPullContainerError: ...` reason the task fails with.
+/// `task_login` is the `X-Registry-Auth` of the task's `repositoryCredentials` for this image,
+/// which wins over the agent's logins.
 pub(crate) async fn ensure(
     engine: &EngineClient,
     behavior: ImagePullBehavior,
     logins: Option<&EngineAuth>,
+    task_login: Option<&str>,
     pulls: &Pulls,
     image: &str,
 ) -> Result<String, String> {
@@ -100,7 +104,7 @@ pub(crate) async fn ensure(
     if !want_pull {
         return cached.ok_or_else(|| format!("CannotPullContainerError: no image {image}"));
     }
-    match pull(engine, logins, image).await {
+    match pull(engine, logins, task_login, image).await {
         Ok(()) => {
             pulls.note_pulled(image);
             engine
@@ -124,9 +128,11 @@ pub(crate) async fn ensure(
 async fn pull(
     engine: &EngineClient,
     logins: Option<&EngineAuth>,
+    task_login: Option<&str>,
     image: &str,
 ) -> Result<(), String> {
-    let auth = match logins.and_then(|l| l.header_for(image)) {
+    let agent_login = || logins.and_then(|l| l.header_for(image));
+    let auth = match task_login.map(str::to_string).or_else(agent_login) {
         Some(header) => Some(header),
         None => berth_distribution::credentials::header_for(image).map_err(|e| e.to_string())?,
     };

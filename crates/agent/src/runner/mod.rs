@@ -14,6 +14,7 @@
 pub mod deps;
 pub mod engine_auth;
 pub mod images;
+pub mod secrets;
 pub mod spec;
 pub mod state;
 mod task;
@@ -55,6 +56,9 @@ pub struct RunnerConfig {
     /// Registry logins given to the agent (`ECS_ENGINE_AUTH_TYPE`/`ECS_ENGINE_AUTH_DATA`),
     /// tried before Docker's config file.
     pub engine_auth: Option<std::sync::Arc<engine_auth::EngineAuth>>,
+    /// Where task secrets (`secrets`, `repositoryCredentials`) are read; the agent sets its
+    /// control plane client. None: tasks with secrets fail to start.
+    pub secrets: Option<std::sync::Arc<dyn secrets::SecretSource>>,
 }
 
 impl Default for RunnerConfig {
@@ -66,6 +70,7 @@ impl Default for RunnerConfig {
             cluster: None,
             image_pull: Default::default(),
             engine_auth: None,
+            secrets: None,
         }
     }
 }

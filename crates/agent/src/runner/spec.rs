@@ -258,7 +258,6 @@ pub fn container_create(
     let field_err = |f: &str| format!("container {name}: {f} is not supported by the Berth agent");
 
     for f in [
-        "secrets",
         "environmentFiles",
         "firelensConfiguration",
         "resourceRequirements",
@@ -817,10 +816,6 @@ mod tests {
         assert_eq!(c.host_config.binds, vec!["ecs-abc123-data:/d:ro"]);
 
         for (bad, field) in [
-            (
-                json!({"name": "w", "image": "bb", "secrets": [{"name": "a", "valueFrom": "b"}]}),
-                "secrets",
-            ),
             (
                 json!({"name": "w", "image": "bb", "logConfiguration": {"logDriver": "awslogs"}}),
                 "awslogs",

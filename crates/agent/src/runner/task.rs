@@ -19,9 +19,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::deps::{self, Condition};
-use super::images;
+use super::engine_auth::EngineAuth;
 use super::spec::{self, NetMode, VolumeSource};
 use super::state::{epoch, ContainerStatus, ContainerView, Eni, TaskStatus, TaskView};
+use super::{images, secrets};
 use super::{Msg, Shared};
 
 const STOP_CODE_FAILED: &str = "TaskFailedToStart";
@@ -330,11 +331,33 @@ impl Run {
             }
         };
 
+        // Secrets: environment values and image logins, read before anything is created.
+        let source = self.sh.config.secrets.clone();
+        let mut secret_env: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+        let mut task_logins: HashMap<usize, (String, String)> = HashMap::new();
+        for &i in &missing {
+            let def = &self.defs[i];
+            let read = async {
+                let env = secrets::environment(source.as_deref(), def).await?;
+                let login = secrets::registry_login(source.as_deref(), def).await?;
+                Ok::<_, String>((env, login))
+            };
+            match read.await {
+                Ok((env, login)) => {
+                    secret_env.insert(i, env);
+                    if let Some(login) = login {
+                        task_logins.insert(i, login);
+                    }
+                }
+                Err(e) => return self.fail(Some(STOP_CODE_FAILED), e),
+            }
+        }
+
         // Container specs (pure; errors name the field).
         let mut specs: Vec<(usize, ContainerCreate)> = Vec::new();
         for &i in &missing {
             let c = &self.view.containers[i];
-            let mut extra_env = Vec::new();
+            let mut extra_env = secret_env.remove(&i).unwrap_or_default();
             let mut extra_labels = BTreeMap::new();
             if let Some(addr) = endpoint {
                 extra_env.push((
@@ -371,11 +394,18 @@ impl Run {
         images.dedup();
         let (engine, behavior) = (&self.sh.engine, self.sh.config.image_pull);
         let logins = self.sh.config.engine_auth.as_deref();
-        let found = join_all(
-            images
-                .iter()
-                .map(|i| images::ensure(engine, behavior, logins, &self.sh.pulls, i)),
-        )
+        let mut image_logins: HashMap<&str, String> = HashMap::new();
+        for (i, s) in &specs {
+            if let Some((user, password)) = task_logins.get(i) {
+                if let Some(h) = EngineAuth::header_for_login(&s.image, user, password) {
+                    image_logins.insert(&s.image, h);
+                }
+            }
+        }
+        let found = join_all(images.iter().map(|i| {
+            let task_login = image_logins.get(i.as_str()).map(String::as_str);
+            images::ensure(engine, behavior, logins, task_login, &self.sh.pulls, i)
+        }))
         .await;
         self.view.pull_stopped_at = Some(epoch(Utc::now()));
         tracing::debug!(task = %arn, elapsed = ?self.born.elapsed(), "images ready");
