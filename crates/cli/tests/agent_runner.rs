@@ -696,15 +696,14 @@ async fn run_image_once(
     image: &str,
     family: &str,
     config: RunnerConfig,
+    repository_credentials: Option<&str>,
 ) -> SubmitTaskStateChangeRequest {
     let (r, mut rx, _md) = runner(e, config).await;
-    let t = assignment(
-        family,
-        None,
-        json!([{"name": "app", "image": image, "command": ["sh", "-c", "exit 7"]}]),
-        json!([]),
-        vec![],
-    );
+    let mut def = json!({"name": "app", "image": image, "command": ["sh", "-c", "exit 7"]});
+    if let Some(arn) = repository_credentials {
+        def["repositoryCredentials"] = json!({ "credentialsParameter": arn });
+    }
+    let t = assignment(family, None, json!([def]), json!([]), vec![]);
     r.apply(t.clone());
     let stopped = wait_for(
         &mut rx,
@@ -716,6 +715,43 @@ async fn run_image_once(
     .await;
     drop(r);
     stopped
+}
+
+/// `berth server --no-auth` on an ephemeral port (killed on drop) and a client of it.
+fn secrets_server(root: &std::path::Path) -> (ChildProc, berth_ecs_client::EcsClient) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::BERTH)
+        .args(["server", "--listen", "127.0.0.1:0", "--no-auth", "--store"])
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    // Kept open: the server's later output must not hit a closed pipe.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("berth server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let client = berth_ecs_client::EcsClient::new(&url, "us-east-1", None).unwrap();
+    (ChildProc(child, stdout), client)
+}
+
+/// A child process (and its stdout) killed on drop.
+struct ChildProc(
+    std::process::Child,
+    #[allow(dead_code)] std::io::BufReader<std::process::ChildStdout>,
+);
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -741,7 +777,7 @@ fn private_registry_images_pull_with_the_ecs_engine_auth_logins() {
     );
     block_on(async {
         // No login for that registry: the pull is refused and the task fails to start.
-        let failed = run_image_once(&e, &image, "nologin", config()).await;
+        let failed = run_image_once(&e, &image, "nologin", config(), None).await;
         assert_eq!(failed.stop_code.as_deref(), Some("TaskFailedToStart"));
         let reason = container(&failed, "app").reason.clone().unwrap_or_default();
         assert!(reason.starts_with("CannotPullContainerError"), "{reason}");
@@ -755,8 +791,56 @@ fn private_registry_images_pull_with_the_ecs_engine_auth_logins() {
             engine_auth: Some(Arc::new(logins)),
             ..config()
         };
-        let done = run_image_once(&e, &image, "withlogin", with_logins).await;
+        let done = run_image_once(&e, &image, "withlogin", with_logins, None).await;
         assert_eq!(container(&done, "app").exit_code, Some(7), "{done:#?}");
+        e.ok(&["rmi", &image]);
+
+        // The task's own repositoryCredentials: a secret of the control plane, read by the
+        // runner through its client (a real server and Secrets Manager API).
+        let (_server, client) = secrets_server(&e.root.join("server"));
+        let made: serde_json::Value = client
+            .call_secrets_manager(
+                "CreateSecret",
+                &json!({"Name": "registry/alice",
+                        "SecretString": r#"{"username": "alice", "password": "s3cret"}"#}),
+            )
+            .await
+            .unwrap();
+        let arn = made["ARN"].as_str().unwrap().to_string();
+        let with_secrets = RunnerConfig {
+            secrets: Some(Arc::new(client.clone())),
+            ..config()
+        };
+        let done = run_image_once(&e, &image, "repocreds", with_secrets.clone(), Some(&arn)).await;
+        assert_eq!(container(&done, "app").exit_code, Some(7), "{done:#?}");
+        assert_eq!(e.inspect(&image, "{{.Id}}"), e.inspect("bb", "{{.Id}}"));
+        e.ok(&["rmi", &image]);
+        // A secret that is not a login, and one that does not exist: the task fails to start.
+        let bad: serde_json::Value = client
+            .call_secrets_manager(
+                "CreateSecret",
+                &json!({"Name": "registry/bad", "SecretString": "just a string"}),
+            )
+            .await
+            .unwrap();
+        let failed = run_image_once(
+            &e,
+            &image,
+            "badcreds",
+            with_secrets.clone(),
+            bad["ARN"].as_str(),
+        )
+        .await;
+        assert_eq!(failed.stop_code.as_deref(), Some("TaskFailedToStart"));
+        let reason = failed.reason.clone().unwrap_or_default();
+        assert!(reason.contains("ResourceInitializationError"), "{reason}");
+        assert!(reason.contains("username"), "{reason}");
+        let missing = arn.replace("registry/alice", "registry/none");
+        let failed = run_image_once(&e, &image, "nocreds", with_secrets, Some(&missing)).await;
+        let reason = failed.reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("can't find the specified secret"),
+            "{reason}"
+        );
     });
-    assert_eq!(e.inspect(&image, "{{.Id}}"), e.inspect("bb", "{{.Id}}"));
 }
