@@ -40,6 +40,9 @@ pub enum EcsError {
     /// Secrets Manager: a resource with that name exists.
     #[error("{0}")]
     ResourceExists(String),
+    /// Another service's error code as it is (SSM's `ParameterNotFound`, ...), HTTP 400.
+    #[error("{message}")]
+    Service { code: &'static str, message: String },
     #[error("{0}")]
     UnsupportedFeature(String),
     /// The request body is not the JSON the operation takes.
@@ -82,6 +85,7 @@ impl EcsError {
             EcsError::AccessDenied(_) => "AccessDeniedException",
             EcsError::InvalidRequest(_) => "InvalidRequestException",
             EcsError::ResourceExists(_) => "ResourceExistsException",
+            EcsError::Service { code, .. } => code,
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::Serialization(_) => "SerializationException",
             EcsError::UnknownOperation(_) => "UnknownOperationException",

@@ -1,4 +1,5 @@
-//! The API edge: AWS JSON 1.1 over HTTP (ECS, and Secrets Manager's `secretsmanager.` targets). Parses the target and body into a typed request,
+//! The API edge: AWS JSON 1.1 over HTTP (ECS, and the `secretsmanager.` and `AmazonSSM.`
+//! targets of the Secrets Manager and SSM Parameter Store APIs). Parses the target and body into a typed request,
 //! authenticates, calls the core and renders the response or the ECS error. Also the agent
 //! channel's HTTP side (`GET /v1/agent/watch`: authentication, query parameters, the streamed
 //! response; the channel itself is `crate::channel`). No business logic lives here.
@@ -184,8 +185,9 @@ async fn call(app: &App, parts: &Parts, body: &[u8]) -> Result<Vec<u8>, EcsError
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let secrets_op = target.strip_prefix(crate::ops::SECRETS_TARGET_PREFIX);
+    let ssm_op = target.strip_prefix(crate::ops::SSM_TARGET_PREFIX);
     let op =
-        match secrets_op {
+        match secrets_op.or(ssm_op) {
             Some(_) => None,
             None => Some(Operation::from_target(target).ok_or_else(|| {
                 EcsError::UnknownOperation(format!("unknown operation `{target}`"))
@@ -201,8 +203,10 @@ async fn call(app: &App, parts: &Parts, body: &[u8]) -> Result<Vec<u8>, EcsError
     let ctx = Ctx { region, endpoint };
     let c = &app.core;
     let Some(op) = op else {
-        let op = secrets_op.unwrap_or_default();
-        return render(c.secrets_manager(&ctx, op, body).await?);
+        return render(match (secrets_op, ssm_op) {
+            (Some(op), _) => c.secrets_manager(&ctx, op, body).await?,
+            (None, op) => c.ssm(&ctx, op.unwrap_or_default(), body).await?,
+        });
     };
     macro_rules! route {
         ($method:ident) => {

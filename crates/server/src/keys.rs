@@ -84,6 +84,12 @@ pub fn secret(name: &str) -> String {
 }
 pub const SECRETS: &str = "secrets/";
 
+/// `parameters/NAME`: an SSM parameter (NAME keeps its leading `/`).
+pub fn parameter(name: &str) -> String {
+    format!("parameters/{name}")
+}
+pub const PARAMETERS: &str = "parameters/";
+
 #[cfg(test)]
 mod tests {
     use super::*;

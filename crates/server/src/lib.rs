@@ -31,6 +31,7 @@
 //! | `instances/CLUSTER/ID` | the wire `ContainerInstance` + reservations, host ports, task groups |
 //! | `tasks/CLUSTER/ID` | the wire `Task` + instance id, reservation, host ports chosen |
 //! | `assignments/INSTANCE_ID/TASK_ID` | cluster, task ARN, desiredStatus: a task placed on the instance and not yet STOPPED |
+//! | `parameters/NAME` | an SSM parameter: type, value, version, description (`ops::parameters`) |
 //! | `secrets/NAME` | a Secrets Manager secret: ARN, description, tags, its AWSCURRENT and AWSPREVIOUS values (`ops::secrets`) |
 //! | `idempotency/CLUSTER/TOKEN` | the task ids a RunTask clientToken created |
 //! | `settings/default/NAME`, `settings/principal/ARN/NAME` | account settings |

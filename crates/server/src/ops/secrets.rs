@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use berth_api::EcsError;
 
+use super::args::{object_body, required, str_field};
 use crate::core::{contention, Batch, Core, Ctx, CAS_ATTEMPTS};
 use crate::{ids, keys};
 
@@ -127,20 +128,6 @@ impl SecretRecord {
 struct Value_ {
     string: Option<String>,
     binary: Option<String>,
-}
-
-fn str_field<'a>(req: &'a Value, name: &str) -> Result<Option<&'a str>, EcsError> {
-    match req.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(EcsError::Serialization(format!("{name} must be a string"))),
-    }
-}
-
-fn required<'a>(req: &'a Value, name: &str) -> Result<&'a str, EcsError> {
-    str_field(req, name)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| EcsError::invalid(format!("missing required parameter `{name}`")))
 }
 
 fn check_name(name: &str) -> Result<(), EcsError> {
@@ -289,18 +276,7 @@ impl Core {
         op: &str,
         body: &[u8],
     ) -> Result<Value, EcsError> {
-        let req: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            serde_json::from_slice(body).map_err(|e| {
-                EcsError::Serialization(format!("the request body is not valid JSON: {e}"))
-            })?
-        };
-        if !req.is_object() {
-            return Err(EcsError::Serialization(
-                "the request body must be a JSON object".into(),
-            ));
-        }
+        let req = object_body(body)?;
         match op {
             "CreateSecret" => self.create_secret(ctx, &req).await,
             "GetSecretValue" => self.get_secret_value(&req).await,
