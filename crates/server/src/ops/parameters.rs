@@ -60,7 +60,7 @@ fn check_name(name: &str) -> Result<(), EcsError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
         && !name.contains("//")
-        && !(name.contains('/') && !name.starts_with('/'))
+        && (!name.contains('/') || name.starts_with('/'))
         && !name
             .to_ascii_lowercase()
             .trim_start_matches('/')
