@@ -267,8 +267,22 @@ def test_secrets_become_environment_variables(fleet):
     assert t["stopCode"] == "TaskFailedToStart", t
     assert "ResourceInitializationError" in t["stoppedReason"], t["stoppedReason"]
     assert "secret X" in t["stoppedReason"] and "find the specified secret" in t["stoppedReason"]
-    # An SSM parameter name is refused with a message naming the reason.
-    td = register(fleet.ecs, [{"name": "app", "command": ["true"],
-                               "secrets": [{"name": "X", "valueFrom": "/my/param"}]}])
+
+
+def test_ssm_parameters_become_environment_variables(fleet):
+    ssm = fleet.server.client(service="ssm")
+    base = f"/{h.uid('app')}"
+    ssm.put_parameter(Name=f"{base}/url", Value="http://db:5432", Type="String")
+    ssm.put_parameter(Name=f"{base}/token", Value="t0k", Type="SecureString")
+    arn = ssm.get_parameter(Name=f"{base}/token")["Parameter"]["ARN"]
+    td = register(fleet.ecs, [{"name": "app", "command": [
+        "sh", "-c", '[ "$URL" = http://db:5432 ] && [ "$TOKEN" = t0k ] || { echo "$URL $TOKEN"; exit 9; }'],
+        "secrets": [{"name": "URL", "valueFrom": f"{base}/url"},
+                    {"name": "TOKEN", "valueFrom": arn}]}])
     [t] = wait(fleet, run(fleet, td), "stopped")
-    assert "SSM" in t["stoppedReason"], t["stoppedReason"]
+    assert t["containers"][0]["exitCode"] == 0, json.dumps(t, default=str)
+    td = register(fleet.ecs, [{"name": "app", "command": ["true"],
+                               "secrets": [{"name": "X", "valueFrom": f"{base}/none"}]}])
+    [t] = wait(fleet, run(fleet, td), "stopped")
+    assert t["stopCode"] == "TaskFailedToStart", t
+    assert f"{base}/none" in t["stoppedReason"], t["stoppedReason"]

@@ -94,6 +94,23 @@ impl crate::runner::secrets::SecretSource for EcsClient {
                 .ok_or_else(|| format!("secret {secret_id} has no string value"))
         })
     }
+
+    fn parameter<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let req = serde_json::json!({ "Names": [name], "WithDecryption": true });
+            let resp: serde_json::Value = self
+                .call_ssm("GetParameters", &req)
+                .await
+                .map_err(|e| e.to_string())?;
+            resp["Parameters"][0]["Value"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("SSM parameter {name} not found"))
+        })
+    }
 }
 
 /// Reports go to `SubmitTaskStateChange`.

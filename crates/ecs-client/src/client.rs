@@ -1,5 +1,5 @@
-//! [`EcsClient`]: signed AWS JSON 1.1 calls (ECS, and the Secrets Manager API the control plane
-//! also serves) and the agent channel over plain HTTP/1.1.
+//! [`EcsClient`]: signed AWS JSON 1.1 calls (ECS, and the Secrets Manager and SSM APIs the
+//! control plane also serves) and the agent channel over plain HTTP/1.1.
 
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
@@ -187,6 +187,17 @@ impl EcsClient {
             request,
         )
         .await
+    }
+
+    /// Calls the SSM operation `operation` (e.g. `GetParameters`) the control plane serves
+    /// on the same endpoint.
+    pub async fn call_ssm<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: &Req,
+    ) -> Result<Resp, EcsClientError> {
+        self.call_target("ssm", &format!("AmazonSSM.{operation}"), request)
+            .await
     }
 
     /// One AWS JSON 1.1 call of `target`, signed for `service`.

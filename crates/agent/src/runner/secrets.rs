@@ -3,13 +3,13 @@
 //! - `secrets: [{"name": ENV, "valueFrom": ARN}]` in a container definition: the secret's
 //!   value becomes the environment variable ENV. `valueFrom` is a Secrets Manager secret ARN,
 //!   optionally followed by `:json-key:version-stage:version-id` (each part may be empty),
-//!   where a JSON key picks one field of a JSON secret;
+//!   where a JSON key picks one field of a JSON secret, or an SSM parameter (below);
 //! - `repositoryCredentials: {"credentialsParameter": ARN}`: a secret holding
 //!   `{"username": ..., "password": ...}`, the login for pulling that container's image.
 //!
-//! Secrets are read from the control plane's Secrets Manager API through a [`SecretSource`]
-//! (the agent's own signed client). SSM parameters (`arn:aws:ssm:...` or a bare name) are not
-//! served by Berth and fail the task with a message saying so.
+//! `valueFrom` may also name an SSM parameter (its name, or `arn:aws:ssm:...:parameter/NAME`),
+//! read decrypted. Values are read from the control plane's Secrets Manager and SSM APIs
+//! through a [`SecretSource`] (the agent's own signed client).
 
 use berth_api::shapes::ContainerDefinition;
 use futures_util::future::BoxFuture;
@@ -24,6 +24,9 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
         version_stage: Option<&'a str>,
         version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, String>>;
+
+    /// The (decrypted) value of the SSM parameter `name` (a name or an ARN).
+    fn parameter<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, String>>;
 }
 
 /// The prefix of the reason a task fails with when a secret cannot be read (ECS's).
@@ -39,11 +42,6 @@ struct SecretRef {
 }
 
 fn parse_value_from(value_from: &str) -> Result<SecretRef, String> {
-    if value_from.starts_with("arn:aws:ssm:") || !value_from.starts_with("arn:") {
-        return Err(format!(
-            "{value_from:?} is an SSM parameter: Berth serves no SSM Parameter Store; use a Secrets Manager secret ARN"
-        ));
-    }
     let (head, rest) = value_from
         .split_once(":secret:")
         .filter(|(head, _)| head.starts_with("arn:aws:secretsmanager:"))
@@ -63,8 +61,16 @@ fn parse_value_from(value_from: &str) -> Result<SecretRef, String> {
     })
 }
 
+/// Whether `value_from` names an SSM parameter (a name, or an `arn:aws:ssm:` ARN).
+fn is_parameter(value_from: &str) -> bool {
+    value_from.starts_with("arn:aws:ssm:") || !value_from.starts_with("arn:")
+}
+
 /// The value `value_from` points at.
 async fn resolve(source: &dyn SecretSource, value_from: &str) -> Result<String, String> {
+    if is_parameter(value_from) {
+        return source.parameter(value_from).await;
+    }
     let r = parse_value_from(value_from)?;
     let value = source
         .secret_string(
@@ -177,13 +183,18 @@ mod tests {
         let r = parse_value_from(&format!("{ARN}::::")).unwrap();
         assert_eq!(r.json_key, None);
         for bad in [
-            "my-param",
-            "arn:aws:ssm:us-east-1:1:parameter/x",
             "arn:aws:s3:::bucket",
             "arn:aws:secretsmanager:us-east-1:1:secret:",
         ] {
             assert!(parse_value_from(bad).is_err(), "{bad}");
         }
-        assert!(parse_value_from("my-param").unwrap_err().contains("SSM"));
+        for param in [
+            "my-param",
+            "/prod/db",
+            "arn:aws:ssm:us-east-1:1:parameter/x",
+        ] {
+            assert!(is_parameter(param), "{param}");
+        }
+        assert!(!is_parameter(ARN));
     }
 }
