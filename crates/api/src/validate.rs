@@ -303,6 +303,39 @@ pub fn task_definition(req: &mut RegisterTaskDefinitionRequest) -> Result<(), Ec
     )
 }
 
+/// `secrets` (each with a name and a valueFrom) and `repositoryCredentials` (with a
+/// credentialsParameter) of one container.
+fn secret_references(c: &ContainerDefinition, n: &str) -> Result<(), EcsError> {
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    if let Some(secrets) = c.extra.get("secrets").filter(|v| !v.is_null()) {
+        let list = secrets.as_array().ok_or_else(|| {
+            EcsError::client(format!("secrets of container `{n}` must be a list"))
+        })?;
+        for s in list {
+            if !text(s.get("name")) || !text(s.get("valueFrom")) {
+                return Err(EcsError::client(format!(
+                    "each secret of container `{n}` needs a name and a valueFrom"
+                )));
+            }
+        }
+    }
+    if let Some(r) = c
+        .extra
+        .get("repositoryCredentials")
+        .filter(|v| !v.is_null())
+    {
+        if !text(r.get("credentialsParameter")) {
+            return Err(EcsError::client(format!(
+                "repositoryCredentials of container `{n}` needs a credentialsParameter"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn containers(
     defs: &mut [ContainerDefinition],
     mode: &str,
@@ -471,6 +504,7 @@ fn containers(
             range("healthCheck retries", &n, h.retries, 1, 10)?;
             range("healthCheck startPeriod", &n, h.start_period, 0, 300)?;
         }
+        secret_references(c, &n)?;
     }
     if !defs.iter().any(|c| c.essential == Some(true)) {
         return Err(EcsError::client(
@@ -649,6 +683,31 @@ mod tests {
             e.to_string().contains(needle),
             "{e} does not mention {needle}"
         );
+    }
+
+    #[test]
+    fn rejects_incomplete_secret_references() {
+        let td = |extra: serde_json::Value| {
+            let mut c = json!({"name": "a", "image": "x", "memory": 64});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            json!({"family": "f", "containerDefinitions": [c]})
+        };
+        rejects(
+            td(json!({"secrets": [{"name": "A"}]})),
+            "name and a valueFrom",
+        );
+        rejects(td(json!({"secrets": {"name": "A"}})), "must be a list");
+        rejects(
+            td(json!({"repositoryCredentials": {}})),
+            "credentialsParameter",
+        );
+        let mut ok = req(td(json!({
+            "secrets": [{"name": "A", "valueFrom": "/p"}],
+            "repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:r:1:secret:s"}
+        })));
+        task_definition(&mut ok).unwrap();
     }
 
     #[test]
