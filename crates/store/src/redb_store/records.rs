@@ -6,54 +6,36 @@
 //! - event: `kind u8 (0 put, 1 delete) | key sized | fields | value sized | 0`, or `... | 1 |
 //!   previous fields | previous value sized` when the key had a value before.
 //!
-//! Rows and events of [`PACK_FROM`] bytes or more are stored compressed (zstd level 1) when
+//! Rows and events of [`PACK_FROM`] bytes or more are stored compressed (an LZ4 block) when
 //! that saves space: a packed key row is `PACKED_ROW (i64 -1, never a create revision) |
-//! plain length u32 | zstd frame of the plain row`, a packed event is `PACKED_EVENT (0x80,
-//! never a kind) | plain length u32 | zstd frame of the plain event`. An event is compressed
-//! as one frame, so its previous value (usually the new one with a field changed) costs
-//! little. Both plain forms stay readable, so stores written before compression open as
+//! plain length u32 | LZ4 block of the plain row`, a packed event is `PACKED_EVENT (0x80,
+//! never a kind) | plain length u32 | LZ4 block of the plain event`. An event is compressed
+//! as one block, so its previous value (usually the new one with a field changed) costs
+//! little. LZ4 rather than zstd: zstd's entropy tables, built anew for every small record,
+//! took a fifth of the server's CPU under RunTask load. Both plain forms stay readable, so stores written before compression open as
 //! before. Compressing is what keeps the bytes per write small enough for the disk's flushes
 //! to stay quick (docs/benchmarks.md, "Store").
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 
 use crate::{EventKind, KeyValue, StoreError, WatchEvent};
 
 /// Plain encodings shorter than this are stored as they are.
 const PACK_FROM: usize = 128;
-/// zstd's level: 1 is its fastest standard level (JSON records shrink ~4x).
-const LEVEL: i32 = 1;
 /// The first 8 bytes of a packed key row.
 const PACKED_ROW: [u8; 8] = [0xff; 8];
 /// The first byte of a packed event.
 const PACKED_EVENT: u8 = 0x80;
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { RefCell::new(None) };
-}
-
-/// `marker | plain length | frame` if that is shorter than `plain`, else `plain`.
+/// `marker | plain length | block` if that is shorter than `plain`, else `plain`.
 fn pack(plain: Vec<u8>, marker: &[u8]) -> Vec<u8> {
     if plain.len() < PACK_FROM {
         return plain;
     }
     let header = marker.len() + 4;
-    let mut out = vec![0u8; header + zstd::zstd_safe::compress_bound(plain.len())];
-    let written = COMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = zstd::bulk::Compressor::new(LEVEL).ok();
-        }
-        cell.as_mut()?
-            .compress_to_buffer(&plain, &mut out[header..])
-            .ok()
-    });
-    match written {
-        Some(n) if header + n < plain.len() => {
+    let mut out = vec![0u8; header + lz4_flex::block::get_maximum_output_size(plain.len())];
+    match lz4_flex::block::compress_into(&plain, &mut out[header..]) {
+        Ok(n) if header + n < plain.len() => {
             out[..marker.len()].copy_from_slice(marker);
             out[marker.len()..header].copy_from_slice(&(plain.len() as u32).to_le_bytes());
             out.truncate(header + n);
@@ -63,26 +45,15 @@ fn pack(plain: Vec<u8>, marker: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The plain encoding behind `marker | plain length | frame` (`bytes` past the marker).
+/// The plain encoding behind `marker | plain length | block` (`bytes` past the marker).
 fn unpack(packed: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut reader = Reader(packed);
     let len = reader.u32()? as usize;
-    let frame = reader.0;
-    DECOMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some(zstd::bulk::Decompressor::new().map_err(|e| {
-                StoreError::Backend(format!("cannot start the store's decompressor: {e}"))
-            })?);
-        }
-        let decompressor = cell.as_mut().expect("set above");
-        let plain = decompressor.decompress(frame, len).map_err(|_| corrupt())?;
-        if plain.len() == len {
-            Ok(plain)
-        } else {
-            Err(corrupt())
-        }
-    })
+    let mut plain = vec![0u8; len];
+    match lz4_flex::block::decompress_into(reader.0, &mut plain) {
+        Ok(n) if n == len => Ok(plain),
+        _ => Err(corrupt()),
+    }
 }
 
 pub(super) fn corrupt() -> StoreError {
