@@ -40,10 +40,12 @@ pub(crate) struct PendingRecord {
     pub logged_at: Instant,
 }
 
-/// See the module documentation. Cheap to clone (keys and `Arc`s).
+/// See the module documentation. Cheap to clone: the writer publishes a copy after every
+/// batch, so the key map is a persistent map (`imbl::OrdMap`: a clone shares every node, an
+/// insert copies one path) and the records are `Arc`s.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Overlay {
-    keys: BTreeMap<String, Pending>,
+    keys: imbl::OrdMap<String, Pending>,
     records: VecDeque<Arc<PendingRecord>>,
 }
 
@@ -103,7 +105,15 @@ impl Overlay {
         while self.records.front().is_some_and(|r| r.lsn <= lsn) {
             self.records.pop_front();
         }
-        self.keys.retain(|_, p| p.revision > revision);
+        let done: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, p)| p.revision <= revision)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in done {
+            self.keys.remove(&key);
+        }
     }
 
     /// The pending entry of `key`.
