@@ -1,5 +1,5 @@
-//! Random identifiers: task and container-instance ids (32 hex digits, as ECS) and request
-//! ids (UUID v4 text).
+//! Identifiers: task and container-instance ids (32 hex digits, as ECS) and request ids
+//! (UUID v4 text).
 
 use rand::RngCore;
 
@@ -12,6 +12,21 @@ pub fn hex_id() -> String {
         s.push_str(&format!("{x:02x}"));
     }
     s
+}
+
+/// A task id: 32 lowercase hex digits like ECS's, the first 12 the creation time in
+/// milliseconds since the epoch and the other 20 random (80 bits).
+///
+/// Time first keeps a cluster's new tasks next to each other in the store's key order (tasks
+/// are keyed `tasks/CLUSTER/ID`): a burst of RunTasks appends to the same few B-tree pages
+/// instead of touching one page per task, which is most of what each write costs the disk
+/// (docs/benchmarks.md, "Store"). It also lists tasks oldest first.
+pub fn task_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        & 0xffff_ffff_ffff;
+    format!("{millis:012x}{}", &hex_id()[12..])
 }
 
 /// A random UUID (version 4) in its hyphenated form.
@@ -53,5 +68,21 @@ mod tests {
         assert_eq!(hex_id().len(), 32);
         assert_ne!(hex_id(), hex_id());
         assert_eq!(ec2_instance_id().len(), 19);
+    }
+
+    #[test]
+    fn task_ids_are_ecs_shaped_unique_and_in_creation_order() {
+        let first = task_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = task_id();
+        for id in [&first, &second] {
+            assert_eq!(id.len(), 32);
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+        assert!(first < second, "{first} !< {second}");
+        let same_millisecond: std::collections::HashSet<_> = (0..1000).map(|_| task_id()).collect();
+        assert_eq!(same_millisecond.len(), 1000);
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! `cargo run --release -p berth-store --example write_latency -- DIR`
 //! Env: RATE (default 1000), VALUE_PERCENT (100: record sizes as above), SECONDS (30), CACHE_MIB, WAL_MAX_MIB, WRITEBACK_MS, APPLY_MS
-//! (the store's defaults).
+//! (the store's defaults), TASK_KEYS (`random`, the default, or `ordered`: task ids that grow
+//! with time, as the server's do since stop 16).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,11 +72,16 @@ fn value(tag: &str, n: u64, len: usize) -> Vec<u8> {
 
 /// One RunTask-shaped transaction: task `n`'s new record, its container instance's and the
 /// cluster's records rewritten (record sizes in `scale` percent).
-fn runtask_txn(n: u64, scale: usize) -> Txn {
+fn runtask_txn(n: u64, scale: usize, ordered: bool) -> Txn {
     let size = |len: usize| len * scale / 100;
+    let id = if ordered {
+        n
+    } else {
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
     Txn::new()
         .and_then(Op::put(
-            format!("tasks/demo/{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            format!("tasks/demo/{id:016x}"),
             value("task", n, size(3072)),
         ))
         .and_then(Op::put(
@@ -122,13 +128,18 @@ async fn main() {
     // Warm-up: the first writes grow the log files and redb's file, which a running store
     // has done long ago; they are written as fast as the store takes them and not measured.
     let warmup: u64 = env_or("WARMUP", 40_000);
+    let ordered = match std::env::var("TASK_KEYS").as_deref() {
+        Ok("ordered") => true,
+        Ok("random") | Err(_) => false,
+        Ok(other) => panic!("TASK_KEYS must be random or ordered, not {other}"),
+    };
     let mut writers = tokio::task::JoinSet::new();
     for w in 0..64 {
         let store = store.clone();
         writers.spawn(async move {
             for n in (w..warmup).step_by(64) {
                 store
-                    .txn(runtask_txn(u64::MAX - n, 100))
+                    .txn(runtask_txn(u64::MAX - n, 100, ordered))
                     .await
                     .expect("write");
             }
@@ -146,7 +157,7 @@ async fn main() {
         let (store, latencies) = (store.clone(), latencies.clone());
         handles.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let txn = runtask_txn(n, scale);
+            let txn = runtask_txn(n, scale, ordered);
             store.txn(txn).await.expect("write");
             latencies.lock().unwrap().push(t0.elapsed());
         }));

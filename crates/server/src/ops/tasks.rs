@@ -180,7 +180,7 @@ impl Core {
         host_ports: Vec<HostPortRecord>,
         at: f64,
     ) -> TaskRecord {
-        let id = crate::ids::hex_id();
+        let id = crate::ids::task_id();
         let scope = self.scope(ctx);
         let task_arn = scope.task(&n.cluster, &id);
         let overrides = &n.overrides;
