@@ -56,6 +56,7 @@ pub mod snapshot;
 mod stage;
 mod store;
 pub mod unpack;
+mod unpack_file;
 
 pub use error::ImageError;
 pub use image::{short_id, Image, ZERO_TIME};

@@ -108,6 +108,7 @@ pub fn unpack_layer<R: Read>(reader: R, dst: &Path, what: &str) -> Result<u64, I
     archive.set_overwrite(true);
     let mut size = 0u64;
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
+    let mut copy_buf = Vec::new();
     let entries = archive.entries().map_err(|e| bad(format!("{e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| entry_error(what, e))?;
@@ -169,10 +170,12 @@ pub fn unpack_layer<R: Read>(reader: R, dst: &Path, what: &str) -> Result<u64, I
                 make_node(&target, flag, mode, major, minor, uid, gid)?;
                 set_mtime(&target, mtime);
             }
+            EntryType::Regular | EntryType::Continuous => {
+                size += entry.size();
+                crate::unpack_file::write_regular(&mut entry, &target, &mut copy_buf)
+                    .map_err(|e| entry_error(&format!("{what}: {}", raw.display()), e))?;
+            }
             _ => {
-                if kind.is_file() || kind == EntryType::Continuous {
-                    size += entry.size();
-                }
                 entry
                     .unpack_in(&root)
                     .map_err(|e| entry_error(&format!("{what}: {}", raw.display()), e))?;
