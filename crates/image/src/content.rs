@@ -125,6 +125,19 @@ impl ContentStore {
     }
 }
 
+/// Flushes the whole file system holding `path` (`syncfs`): one flush for the many files of
+/// unpacked layers, where an `fsync` each would cost a journal commit per file.
+pub fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
+    use std::os::fd::AsRawFd as _;
+    let f = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+    nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| {
+        ImageError::io(
+            format!("syncing the file system of {}", path.display()),
+            e.into(),
+        )
+    })
+}
+
 /// fsyncs a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), ImageError> {
     File::open(dir)

@@ -539,6 +539,11 @@ impl ImageStore {
         let mut added_blobs = Vec::new();
         let mut added_snapshots = Vec::new();
         let result = (|| -> Result<Vec<Image>, ImageError> {
+            // Unpacked files are written without a flush each; one flush of their file system
+            // makes them durable before any record points at them.
+            if let Some(snap) = stage.snapshots.values().next() {
+                crate::content::sync_filesystem(&snap.dir)?;
+            }
             for (digest, path) in &stage.blobs {
                 if needed_blobs.contains(digest) && inner.content.commit(path, digest)? {
                     added_blobs.push(digest.clone());
