@@ -45,6 +45,7 @@ mod archive_save;
 pub mod config;
 pub mod content;
 pub mod digest;
+pub mod direct_write;
 mod error;
 mod image;
 mod import;
