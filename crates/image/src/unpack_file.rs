@@ -8,12 +8,14 @@
 //! third less CPU (docs/benchmarks.md, "Distribution").
 
 use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read, Seek as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use nix::sys::stat::futimens;
+
+use crate::direct_write::{self, DirectWriter};
 use nix::sys::time::TimeSpec;
 
 /// Largest single `write` of file data.
@@ -31,7 +33,7 @@ pub(crate) fn write_regular<R: Read>(
         .create_new(true)
         .mode(0o600)
         .open(target)?;
-    copy_data(entry, &mut file, buf)?;
+    copy_data(entry, &mut file, target, buf)?;
     let header = entry.header();
     // An mtime of 0 becomes 1, as `tar` does (some tools ignore 0-mtime files).
     if let Ok(mtime) = header.mtime() {
@@ -51,33 +53,67 @@ pub(crate) fn write_regular<R: Read>(
     set_xattrs(entry, target)
 }
 
-/// Copies the entry's data into `file` in writes of up to [`COPY_BUFFER`] bytes.
+/// Copies the entry's data into `file` (`target`): a file of at least one direct block with
+/// direct I/O (see [`crate::direct_write`]; what it writes needs no flush from the page cache
+/// at commit), the rest in writes of up to [`COPY_BUFFER`] bytes.
 fn copy_data<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     file: &mut File,
+    target: &Path,
     buf: &mut Vec<u8>,
 ) -> io::Result<()> {
     let expected = entry.size();
+    let mut written = 0u64;
+    if expected >= direct_write::BLOCK as u64 {
+        if let Some(mut direct) = DirectWriter::open(target) {
+            let mut refused = false;
+            loop {
+                let n = read_full(entry, direct.unfilled())?;
+                if n == 0 {
+                    break;
+                }
+                written += n as u64;
+                if !direct.advance(n, file)? {
+                    refused = true;
+                    break;
+                }
+            }
+            if !refused {
+                direct.finish(file)?;
+                return check_length(written, expected);
+            }
+            file.seek(io::SeekFrom::End(0))?;
+        }
+    }
     if buf.len() < COPY_BUFFER {
         buf.resize(COPY_BUFFER, 0);
     }
-    let mut written = 0u64;
     loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match entry.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_full(entry, buf)?;
         file.write_all(&buf[..filled])?;
         written += filled as u64;
         if filled < buf.len() {
             break;
         }
     }
+    check_length(written, expected)
+}
+
+/// Reads until `buf` is full or the entry ends; returns the bytes read.
+fn read_full(entry: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match entry.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn check_length(written: u64, expected: u64) -> io::Result<()> {
     if written != expected {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
