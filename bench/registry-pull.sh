@@ -7,7 +7,8 @@
 # image into an OCI layout directory (a plain download + write, no unpacking), and `docker pull`
 # of it into a private dockerd (when installed; the peer).
 # A pull writes each layer twice (the blob into content/, the unpacked files into snapshots/)
-# and fsyncs both; the registry's blobs are in the page cache after the push.
+# and makes both durable before it answers, so the last line also relates its speed to writing
+# the image twice (2 x the dd time); the registry's blobs are in the page cache after the push.
 # Usage: BERTH=path/to/berth bench/registry-pull.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,4 +154,4 @@ if ((${#dk_ms[@]})); then
   echo "docker pull ($N runs): median $K ms = $(mibs "$BYTES" "$K") MiB/s (min-max $(minmax "${dk_ms[@]}") ms); docker / berth time: $(awk -v k="$K" -v m="$M" 'BEGIN{printf "%.2f", k/m}')x"
 fi
 P=$(mibs "$BYTES" "$M")
-echo "berth pull speed / dd direct write speed: $(awk -v p="$P" -v d="$(mibs $((100 << 20)) "$D")" 'BEGIN{printf "%.2f", p/d}'); / cp+sync speed: $(awk -v p="$P" -v c="$(mibs $((100 << 20)) "$C")" 'BEGIN{printf "%.2f", p/c}')"
+echo "berth pull speed / dd direct write speed: $(awk -v p="$P" -v d="$(mibs $((100 << 20)) "$D")" 'BEGIN{printf "%.2f", p/d}'); / cp+sync speed: $(awk -v p="$P" -v c="$(mibs $((100 << 20)) "$C")" 'BEGIN{printf "%.2f", p/c}'); 2 x dd time / pull time (the image written twice): $(awk -v d="$D" -v m="$M" 'BEGIN{printf "%.2f", 2*d/m}')"
