@@ -70,7 +70,7 @@ fn is_terminal(fd: i32) -> bool {
 }
 
 /// The size of the local terminal (rows, columns), if stdout is one.
-fn terminal_size() -> Option<(u16, u16)> {
+pub(crate) fn terminal_size() -> Option<(u16, u16)> {
     let mut size = libc::winsize {
         ws_row: 0,
         ws_col: 0,

@@ -454,7 +454,14 @@ pub fn build_create(
         stdin_once: f.interactive,
         networking_config: networking_config(f)?,
         exposed_ports,
-        host_config: hc,
+        host_config: HostConfig {
+            console_size: if f.tty {
+                crate::interactive::terminal_size().map_or([0, 0], |(rows, cols)| [rows, cols])
+            } else {
+                [0, 0]
+            },
+            ..hc
+        },
     })
 }
 

@@ -155,6 +155,15 @@ fn run_it_is_an_interactive_shell_with_the_terminal_size() {
         seen.contains("33 111"),
         "terminal size not passed on:\n{seen}"
     );
+    // The size went with the create (Docker's ConsoleSize), so the shell had it from its start.
+    let id = e.ok(&["ps", "-q"]);
+    let size = e.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.ConsoleSize}}",
+        id.trim(),
+    ]);
+    assert_eq!(size.trim(), "[33,111]");
     p.master.write_all(b"exit 5\n").unwrap();
     assert_eq!(wait_code(&mut child, Duration::from_secs(20)), 5);
     assert_eq!(e.ok(&["ps", "-aq"]), "");

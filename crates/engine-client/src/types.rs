@@ -105,6 +105,9 @@ pub struct HostConfig {
     /// Size of /dev/shm in bytes, 0 means 64 MiB.
     pub shm_size: i64,
     pub sysctls: BTreeMap<String, String>,
+    /// Initial size of a `-t` container's terminal, `[rows, columns]` (`[0, 0]`: none), as
+    /// Docker's CLI sends it, so the terminal has the client's size before the process starts.
+    pub console_size: [u16; 2],
 }
 
 /// `POST /containers/create?name=NAME`.

@@ -521,6 +521,10 @@ impl Engine {
                 init: rec.host_config.init,
                 cgroup_path: rec.cgroup_path(),
                 tty: rec.config.tty,
+                console_size: match rec.host_config.console_size {
+                    [rows, cols] if rec.config.tty && rows > 0 && cols > 0 => Some((rows, cols)),
+                    _ => None,
+                },
                 open_stdin: rec.config.open_stdin,
                 stdin_once: rec.config.stdin_once,
                 replay: rec.config.tty || rec.config.open_stdin || self.attach_waiting(&rec.id),

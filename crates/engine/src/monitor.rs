@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use berth_runtime::cgroups::Cgroup;
 use berth_runtime::console;
 use berth_runtime::container::{Runtime, Stdio};
-use nix::sys::wait::waitpid;
-use nix::unistd::{fork, setsid, ForkResult, Pid};
+use nix::unistd::{fork, setsid, ForkResult};
 use serde::{Deserialize, Serialize};
 
 use crate::logfile::{now_rfc3339_nanos, LogWriter};
@@ -46,6 +45,9 @@ pub struct MonitorConfig {
     /// Give the container a pseudo-terminal (`-t`).
     #[serde(default)]
     pub tty: bool,
+    /// Size `(rows, columns)` the terminal gets before the process starts (`-t`).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
     /// Keep stdin open for attached clients (`-i`).
     #[serde(default)]
     pub open_stdin: bool,
@@ -194,6 +196,23 @@ fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String
     // A stale runtime state from an earlier run of the same container would block create.
     let _ = runtime.delete(&config.id, true);
     let console_path = dir.join(CONSOLE_SOCKET);
+    // With a terminal, the container's init has sent its master before it waits to start:
+    // it is taken then, and given its size, so the process starts on a terminal of the
+    // client's size (Docker's `ConsoleSize`) instead of racing the first resize.
+    let mut terminal: Option<OwnedFd> = None;
+    let take_terminal = |_pid: i32| -> Result<(), String> {
+        let Some(console) = &console else {
+            return Ok(());
+        };
+        let _ = std::fs::remove_file(CONSOLE_SOCKET);
+        let master = console::accept_terminal(console, std::time::Duration::from_secs(10))
+            .map_err(|e| format!("cannot set up the container's terminal: {e}"))?;
+        if let Some((rows, cols)) = config.console_size {
+            monitor_io::resize(master.as_raw_fd(), rows, cols);
+        }
+        terminal = Some(master);
+        Ok(())
+    };
     let pid = runtime
         .create_and_start(
             &config.id,
@@ -205,9 +224,10 @@ fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String
             },
             config.init,
             console.as_ref().map(|_| console_path.as_path()),
+            take_terminal,
         )
         .map_err(|e| e.to_string())?;
-    let Some(console) = console else {
+    let Some(master) = terminal else {
         return Ok(Started {
             pid,
             output: monitor_io::Output::Pipes {
@@ -217,17 +237,6 @@ fn start_container(dir: &Path, config: &MonitorConfig) -> Result<Started, String
             stdin: stdin_writer,
         });
     };
-    let _ = std::fs::remove_file(CONSOLE_SOCKET);
-    let master =
-        console::accept_terminal(&console, std::time::Duration::from_secs(10)).map_err(|e| {
-            // SAFETY: kill(2) of the container we just started and could not connect to.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            let _ = waitpid(Pid::from_raw(pid), None);
-            let _ = runtime.delete(&config.id, true);
-            format!("cannot set up the container's terminal: {e}")
-        })?;
     let writer = master.try_clone().map_err(|e| format!("terminal: {e}"))?;
     Ok(Started {
         pid,

@@ -151,7 +151,7 @@ fn would_block(e: &std::io::Error) -> bool {
 }
 
 /// Sets the terminal size of `master`.
-fn resize(master: RawFd, height: u16, width: u16) {
+pub(crate) fn resize(master: RawFd, height: u16, width: u16) {
     let size = libc::winsize {
         ws_row: height,
         ws_col: width,

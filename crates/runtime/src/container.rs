@@ -75,7 +75,9 @@ impl Runtime {
     /// of the container's init (a child of the caller). `init` runs a reaping init as PID 1.
     /// With a terminal in the spec, `console_socket` names a listening unix socket: the
     /// container's init creates its pseudo-terminal and sends the master there (then `stdio`
-    /// is not used).
+    /// is not used). `before_start` runs once the container exists and its process waits to
+    /// start (the terminal's master has been sent by then), with the init's pid; an error
+    /// from it removes the container.
     pub fn create_and_start(
         &self,
         id: &str,
@@ -83,6 +85,7 @@ impl Runtime {
         stdio: Stdio,
         init: bool,
         console_socket: Option<&Path>,
+        before_start: impl FnOnce(i32) -> Result<(), String>,
     ) -> Result<i32, RuntimeError> {
         std::fs::create_dir_all(&self.state_root).map_err(|e| RuntimeError::Create {
             id: id.to_string(),
@@ -109,6 +112,13 @@ impl Runtime {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         if let Err(e) = crate::netns::bring_up_loopback(pid) {
             tracing::warn!(id, "cannot bring up loopback: {e}");
+        }
+        if let Err(message) = before_start(pid) {
+            let _ = container.delete(true);
+            return Err(RuntimeError::Start {
+                id: id.to_string(),
+                message,
+            });
         }
         if let Err(e) = container.start() {
             let _ = container.delete(true);
