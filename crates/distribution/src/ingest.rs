@@ -1,6 +1,6 @@
 //! Writing a download into its ingest file off the async runtime: the download loop hands each
-//! chunk over (no copy) and a blocking thread hashes it and writes it, then `fdatasync`s the
-//! file at the end.
+//! chunk over (no copy) and a blocking thread writes it while a second one hashes it, then the
+//! file is `fdatasync`ed at the end.
 //!
 //! A new file is written with direct I/O ([`berth_image::direct_write`]). Where that is
 //! refused, and for a file continued from an earlier pull (at an unaligned offset), the file
@@ -66,7 +66,7 @@ impl IngestWriter {
 fn write_all(
     path: &PathBuf,
     truncate: bool,
-    mut hasher: Sha256,
+    hasher: Sha256,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> io::Result<Sha256> {
     let mut o = OpenOptions::new();
@@ -78,30 +78,48 @@ fn write_all(
     }
     let mut file = o.open(path)?;
     let mut direct = truncate.then(|| DirectWriter::open(path)).flatten();
-    let mut unflushed: u64 = 0;
-    while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
-        if let Some(d) = &mut direct {
-            if d.push(&chunk, &file)? {
+    // The hash is computed on a thread of its own, in parallel with the writes (a chunk is
+    // shared, not copied): a layer's bytes are on disk and hashed about when the last arrives.
+    let (to_hasher, hasher_rx) = std::sync::mpsc::channel::<Bytes>();
+    let hashing = std::thread::Builder::new()
+        .name("ingest-hash".into())
+        .spawn(move || {
+            let mut hasher = hasher;
+            for chunk in hasher_rx {
+                hasher.update(&chunk);
+            }
+            hasher
+        })?;
+    let written = (|| -> io::Result<()> {
+        let mut unflushed: u64 = 0;
+        while let Some(chunk) = rx.blocking_recv() {
+            let _ = to_hasher.send(chunk.clone());
+            if let Some(d) = &mut direct {
+                if d.push(&chunk, &file)? {
+                    continue;
+                }
+                // Direct I/O refused mid-way: everything so far went through `file`; go on there.
+                direct = None;
+                file.seek(io::SeekFrom::End(0))?;
                 continue;
             }
-            // Direct I/O refused mid-way: everything so far went through `file`; go on there.
-            direct = None;
-            file.seek(io::SeekFrom::End(0))?;
-            continue;
+            file.write_all(&chunk)?;
+            unflushed += chunk.len() as u64;
+            if unflushed >= WRITEBACK_EVERY {
+                unflushed = 0;
+                start_writeback(&file);
+            }
         }
-        file.write_all(&chunk)?;
-        unflushed += chunk.len() as u64;
-        if unflushed >= WRITEBACK_EVERY {
-            unflushed = 0;
-            start_writeback(&file);
+        if let Some(d) = direct.take() {
+            d.finish(&file)?;
         }
-    }
-    if let Some(d) = direct {
-        d.finish(&file)?;
-    }
-    file.sync_data()?;
-    Ok(hasher)
+        file.sync_data()
+    })();
+    drop(to_hasher);
+    let hasher = hashing
+        .join()
+        .map_err(|_| io::Error::other("the ingest hasher panicked"))?;
+    written.map(|()| hasher)
 }
 
 /// Starts writeback of a file's dirty pages without waiting for it (`sync_file_range`).
