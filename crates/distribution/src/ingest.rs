@@ -77,7 +77,9 @@ fn write_all(
         o.append(true);
     }
     let mut file = o.open(path)?;
-    let mut direct = truncate.then(|| DirectWriter::open(path)).flatten();
+    let mut direct = truncate
+        .then(|| DirectWriter::open(path, Vec::new()).ok())
+        .flatten();
     // The hash is computed on a thread of its own, in parallel with the writes (a chunk is
     // shared, not copied): a layer's bytes are on disk and hashed about when the last arrives.
     let (to_hasher, hasher_rx) = std::sync::mpsc::channel::<Bytes>();

@@ -62,7 +62,7 @@ impl Engine {
             .get_mut(exec_id)
             .ok_or_else(|| EngineError::NotFound(format!("no such exec instance: {exec_id}")))?;
         match &e.master {
-            Some(master) => set_size(master.as_raw_fd(), height, width),
+            Some(master) => crate::monitor_io::resize(master.as_raw_fd(), height, width),
             // The client resizes as soon as it is attached, often before the terminal exists.
             None => e.pending_size = Some((height, width)),
         }
@@ -193,7 +193,7 @@ impl Engine {
         };
         if let Some(e) = self.execs_lock().get_mut(exec_id) {
             if let Some((height, width)) = e.pending_size.take() {
-                set_size(master.as_raw_fd(), height, width);
+                crate::monitor_io::resize(master.as_raw_fd(), height, width);
             }
             e.master = Some(master.clone());
         }
@@ -287,19 +287,6 @@ fn sys_write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
-    }
-}
-
-fn set_size(master: RawFd, height: u16, width: u16) {
-    let size = libc::winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize from our stack.
-    unsafe {
-        libc::ioctl(master, libc::TIOCSWINSZ, &size);
     }
 }
 

@@ -35,17 +35,22 @@ pub struct DirectWriter {
 }
 
 impl DirectWriter {
-    /// A direct descriptor of the (new or truncated) file `path`, or None where the file
-    /// system refuses direct I/O.
-    pub fn open(path: &Path) -> Option<Self> {
-        let file = OpenOptions::new()
+    /// A direct descriptor of the (new or truncated) file `path`, its block in `memory`
+    /// (grown as needed; pass the buffer a previous writer gave back to skip the allocation).
+    /// Where the file system refuses direct I/O, `memory` comes back as the error.
+    pub fn open(path: &Path, mut memory: Vec<u8>) -> Result<Self, Vec<u8>> {
+        let Ok(file) = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)
-            .ok()?;
-        let memory = vec![0u8; BLOCK + ALIGN];
+        else {
+            return Err(memory);
+        };
+        if memory.len() < BLOCK + ALIGN {
+            memory.resize(BLOCK + ALIGN, 0);
+        }
         let start = memory.as_ptr().align_offset(ALIGN);
-        Some(Self {
+        Ok(Self {
             file,
             memory,
             start,
@@ -97,9 +102,16 @@ impl DirectWriter {
     }
 
     /// Writes the last, partial block through `plain`. The file then holds every byte given.
-    pub fn finish(self, plain: &File) -> io::Result<()> {
+    /// Gives the block's memory back.
+    pub fn finish(self, plain: &File) -> io::Result<Vec<u8>> {
         let block = &self.memory[self.start..self.start + self.filled];
-        plain.write_all_at(block, self.offset)
+        plain.write_all_at(block, self.offset)?;
+        Ok(self.memory)
+    }
+
+    /// The block's memory, for reuse (after a refusal, when nothing is left in it).
+    pub fn into_memory(self) -> Vec<u8> {
+        self.memory
     }
 }
 
@@ -117,14 +129,14 @@ mod tests {
         let path = dir.path().join("f");
         let plain = File::create(&path).unwrap();
         let data = pattern(BLOCK * 2 + 4097);
-        match DirectWriter::open(&path) {
-            Some(mut d) => {
+        match DirectWriter::open(&path, Vec::new()) {
+            Ok(mut d) => {
                 for chunk in data.chunks(70_001) {
                     assert!(d.push(chunk, &plain).unwrap());
                 }
                 d.finish(&plain).unwrap();
             }
-            None => return, // no direct I/O here: nothing to test
+            Err(_) => return, // no direct I/O here: nothing to test
         }
         assert_eq!(std::fs::read(&path).unwrap(), data);
     }
@@ -134,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let plain = File::create(&path).unwrap();
-        let Some(mut d) = DirectWriter::open(&path) else {
+        let Ok(mut d) = DirectWriter::open(&path, Vec::new()) else {
             return;
         };
         // A descriptor that cannot write stands in for a refusal.

@@ -14,15 +14,15 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use nix::sys::stat::futimens;
+use nix::sys::time::TimeSpec;
 
 use crate::direct_write::{self, DirectWriter};
-use nix::sys::time::TimeSpec;
 
 /// Largest single `write` of file data.
 pub(crate) const COPY_BUFFER: usize = 1 << 20;
 
 /// Creates `target` (which must not exist) from the regular-file `entry`. `buf` is reused
-/// between files (grown to [`COPY_BUFFER`] on first use).
+/// between files (grown on first use; it is also the direct writes' block).
 pub(crate) fn write_regular<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     target: &Path,
@@ -65,24 +65,28 @@ fn copy_data<R: Read>(
     let expected = entry.size();
     let mut written = 0u64;
     if expected >= direct_write::BLOCK as u64 {
-        if let Some(mut direct) = DirectWriter::open(target) {
-            let mut refused = false;
-            loop {
-                let n = read_full(entry, direct.unfilled())?;
-                if n == 0 {
-                    break;
+        match DirectWriter::open(target, std::mem::take(buf)) {
+            Ok(mut direct) => {
+                let mut refused = false;
+                loop {
+                    let n = read_full(entry, direct.unfilled())?;
+                    if n == 0 {
+                        break;
+                    }
+                    written += n as u64;
+                    if !direct.advance(n, file)? {
+                        refused = true;
+                        break;
+                    }
                 }
-                written += n as u64;
-                if !direct.advance(n, file)? {
-                    refused = true;
-                    break;
+                if !refused {
+                    *buf = direct.finish(file)?;
+                    return check_length(written, expected);
                 }
+                *buf = direct.into_memory();
+                file.seek(io::SeekFrom::End(0))?;
             }
-            if !refused {
-                direct.finish(file)?;
-                return check_length(written, expected);
-            }
-            file.seek(io::SeekFrom::End(0))?;
+            Err(memory) => *buf = memory,
         }
     }
     if buf.len() < COPY_BUFFER {
