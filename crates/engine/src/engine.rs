@@ -661,11 +661,6 @@ impl Engine {
             } else {
                 None
             };
-            slot.lifecycle.send_modify(|l| {
-                l.exits += 1;
-                l.exit_code = exit_code;
-                l.running = false;
-            });
             let auto_remove = slot.rec.host_config.auto_remove && !slot.removing;
             // Endpoints go with the exit; the record is saved once, without them.
             let endpoints = crate::networking::take_endpoints(slot);
@@ -693,6 +688,17 @@ impl Engine {
         let d = dir.clone();
         let _ = tokio::task::spawn_blocking(move || rootfs::unmount_rootfs(&d)).await;
         self.release_endpoints(id, endpoints).await;
+        // Waiters (stop, kill, rm -f, wait) learn of the exit once its rootfs is unmounted and
+        // its network endpoints are released, so e.g. `network rm` right after `rm -f` finds
+        // the network free, as with Docker.
+        if let Some(slot) = self.lock().get(id) {
+            let exit_code = rec.state.exit_code;
+            slot.lifecycle.send_modify(|l| {
+                l.exits += 1;
+                l.exit_code = exit_code;
+                l.running = false;
+            });
+        }
         let mut a = attrs(&rec);
         if rec.state.oom_killed {
             self.events.publish("container", "oom", id, a.clone());
